@@ -1,0 +1,57 @@
+"""The contract every log source fulfils.
+
+A source turns "somewhere a node writes its log" into batches of complete lines. The node
+runner (exporter/runner.py) applies each batch to the node's state under the state lock and
+then records `batch.position`, so a checkpoint always holds a position and the counters that
+belong to exactly the lines before it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Batch:
+    """Complete lines (no trailing newline) read together.
+
+    `read_time` is the wall-clock time the lines were read (one float for the whole batch), or
+    one float per line when the source knows better (Docker's `time`, the forwarder's read
+    stamps). `position` is a JSON-serialisable resume point *after* the last line, or None for
+    sources that cannot resume (stdin).
+    """
+
+    lines: list[str]
+    read_time: float | list[float]
+    position: dict[str, Any] | None = None
+
+
+@dataclass
+class SourceStats:
+    """Counters a source keeps about itself; rendered as storagenode_log_source_* metrics."""
+
+    up: bool = False
+    bytes_read: int = 0
+    rotations: int = 0
+    truncations: int = 0
+    reconnects: int = 0
+    oversized_lines: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class Source:
+    """Base class: subclasses implement `batches()`; `stats` is read by the scrape thread."""
+
+    #: Human-readable description for log lines ("file /var/log/node.log").
+    description: str = "source"
+
+    def __init__(self) -> None:
+        self.stats = SourceStats()
+
+    def batches(self, stop: threading.Event) -> Iterator[Batch]:
+        """Yield batches until `stop` is set. Never raises for I/O problems: logs them,
+        sets `stats.up = False`, and waits for the source to come back."""
+        raise NotImplementedError
