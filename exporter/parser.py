@@ -1,0 +1,285 @@
+r"""One storagenode log line -> one event tuple, or None for a line that is not a log line.
+
+Accepted layouts (reference §1): the zap console encoder
+`TS \t LEVEL \t [LOGGER \t [CALLER \t]] MESSAGE \t {fields}` with or without the logger and
+caller columns, without the timestamp (`STORJ_LOG_NOTIME`), RFC3339 or ISO8601-with-ms
+timestamps, Title Case or snake_case field names, `Process`/`process`/none, CRLF endings; and
+`log.encoding: json` lines (`{"L":…,"T":…,"N":…,"M":…, fields}`).
+
+The hot path is written for speed (reference performance-anchors.md): `str.split` on tabs, a
+dict lookup on the message, and one precompiled regex per message shape over the fields of
+piece transfer lines. No JSON parse happens unless no regex can read a transfer line, and
+nothing is built per line beyond a plain tuple.
+
+Event tuples:
+
+    (TRANSFER, level, ts, phase, result, action, satellite_id, size, piece_id, remote, reason,
+     event)
+    (OTHER, level, ts, event)
+
+`phase` is START or FINISH; `result` is success/canceled/failed (None for START); `size` is an
+int or None; `reason` is a normalised reason label for failed and canceled transfers, else
+None; `event` is a name from exporter.events or None (a failed transfer can also be a
+`database_locked` event).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from exporter.events import classify_error_text, classify_message
+from exporter.reasons import classify
+
+TRANSFER = 0
+OTHER = 1
+START = 0
+FINISH = 1
+
+LEVELS: dict[str, str] = {
+    "DEBUG": "debug",
+    "INFO": "info",
+    "WARN": "warn",
+    "ERROR": "error",
+    "DPANIC": "dpanic",
+    "PANIC": "panic",
+    "FATAL": "fatal",
+}
+
+ACTIONS: frozenset[str] = frozenset({"GET", "PUT", "GET_AUDIT", "GET_REPAIR", "PUT_REPAIR"})
+
+
+def _shape(title: bool, kind: str) -> re.Pattern[str]:
+    """Regex for one field order. Groups: piece, satellite, action, size, remote."""
+    if title:
+        piece, sat, action, offset, size, remote = (
+            "Piece ID", "Satellite ID", "Action", "Offset", "Size", "Remote Address",
+        )
+    else:
+        piece, sat, action, offset, size, remote = (
+            "piece_id", "satellite_id", "action", "offset", "size", "remote_address",
+        )
+    head = f'"{piece}": "([^"]*)", "{sat}": "([^"]*)", "{action}": "([A-Z_]+)", '
+    if kind == "download":  # Offset, Size, Remote Address (every download line)
+        return re.compile(head + f'"{offset}": -?\\d+, "{size}": (\\d+), "{remote}": "([^"]*)"')
+    if kind == "upload_started":  # Remote Address, Available Space
+        return re.compile(head + f'()"{remote}": "([^"]*)"')
+    # uploaded / upload canceled / upload failed since v1.99: Remote Address, Size
+    # (the lookahead captures Size before Remote Address to keep the group order)
+    return re.compile(head + f'"{remote}": "(?=[^"]*", "{size}": (\\d+))([^"]*)"')
+
+
+def _pair(kind: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    return (_shape(True, kind), _shape(False, kind))
+
+
+_UP, _UP_STARTED, _DOWN = _pair("upload"), _pair("upload_started"), _pair("download")
+
+# message of the `piecestore` logger -> (phase, result, (Title Case regex, snake_case regex))
+PIECESTORE: dict[str, tuple[int, str | None, tuple[re.Pattern[str], re.Pattern[str]]]] = {
+    "upload started": (START, None, _UP_STARTED),
+    "download started": (START, None, _DOWN),
+    "uploaded": (FINISH, "success", _UP),
+    "downloaded": (FINISH, "success", _DOWN),
+    "upload canceled": (FINISH, "canceled", _UP),
+    "download canceled": (FINISH, "canceled", _DOWN),
+    "upload canceled (race lost or node shutdown)": (FINISH, "canceled", _UP),
+    "download canceled (race lost or node shutdown)": (FINISH, "canceled", _DOWN),
+    "upload failed": (FINISH, "failed", _UP),
+    "download failed": (FINISH, "failed", _DOWN),
+}
+
+# Any other order (older eras, `log.encoding: json` without spaces): piece, satellite and
+# action always come first and together; the rest is looked up on its own.
+_PIECE_RE = re.compile(
+    r'"(?:Piece ID|piece_id)": ?"([^"]*)", ?"(?:Satellite ID|satellite_id)": ?"([^"]*)", ?'
+    r'"(?:Action|action)": ?"([A-Z_]+)"'
+)
+_SIZE_RE = re.compile(r'"(?:Size|size)": ?(\d+)')
+_REMOTE_RE = re.compile(r'"(?:Remote Address|remote_address)": ?"([^"]*)"')
+_ERROR_RE = re.compile(r'"(?:error|Error)": ?"((?:[^"\\]|\\.)*)"')
+_REASON_RE = re.compile(r'"reason": ?"((?:[^"\\]|\\.)*)"')
+_JSON_HEAD = re.compile(
+    r'\{"L": ?"([A-Z]+)",(?: ?"T": ?"([^"]*)",)?(?: ?"N": ?"([^"]*)",)?(?: ?"C": ?"[^"]*",)?'
+    r' ?"M": ?"((?:[^"\\]|\\.)*)"'
+)
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+def _is_timestamp(ts: str) -> bool:
+    # 2025-12-21T15:18:59Z / 2023-04-11T01:17:41.168+0200: a shape check, no parse.
+    return len(ts) >= 20 and ts[4] == "-" and ts[10] == "T" and ts[13] == ":"
+
+
+def parse_line(line: str) -> tuple | None:
+    """Parse one line (without its trailing newline). None means "not a log line"."""
+    if line[-1:] == "\r":
+        line = line[:-1]
+    parts = line.split("\t")
+    n = len(parts)
+    if n == 5:  # the common layout: TS LEVEL LOGGER MESSAGE {fields}
+        ts, level, logger, message, fields = parts
+        level = LEVELS.get(level)
+        if (
+            level is None
+            or ts[10:11] != "T"
+            or fields[-1:] != "}"
+            or fields[:1] != "{"
+            or ts[4:5] != "-"
+        ):
+            return _parse_other_layout(parts)
+        if logger == "piecestore":
+            kind = PIECESTORE.get(message)
+            if kind is not None:
+                phase, result, shapes = kind
+                m = shapes[fields[2:3] != "P"].search(fields)
+                if m is None or result == "failed" or result == "canceled":
+                    return _transfer(level, ts, kind, fields, m)
+                piece, satellite, action, size, remote = m.groups()
+                if action not in ACTIONS:
+                    return None
+                return (
+                    TRANSFER, level, ts, phase, result, action, satellite,
+                    int(size) if size and phase else None, piece, remote, None, None,
+                )
+        return _other(level, ts, message, fields)
+    if line[:2] == '{"':
+        return _parse_json_line(line)
+    return _parse_other_layout(parts)
+
+
+def _parse_other_layout(parts: list[str]) -> tuple | None:
+    """Layouts without the logger column, with the caller column, without a timestamp."""
+    fields = parts[-1]
+    n = len(parts)
+    if fields[:1] == "{":
+        if fields[-1:] != "}":
+            return None  # truncated fields
+        n -= 1
+    else:
+        fields = ""
+    if n < 2:
+        return None
+    ts = parts[0]
+    level = LEVELS.get(parts[1])
+    if level is not None:
+        if not _is_timestamp(ts):
+            return None
+        first = 2
+    else:
+        level = LEVELS.get(ts)  # STORJ_LOG_NOTIME: no timestamp column
+        if level is None:
+            return None
+        ts = ""
+        first = 1
+    rest = n - first  # MESSAGE | LOGGER MESSAGE | LOGGER CALLER MESSAGE
+    if rest == 2:
+        logger, message = parts[first], parts[first + 1]
+    elif rest == 1:
+        logger, message = "", parts[first]
+    elif rest == 3:
+        logger, message = parts[first], parts[first + 2]
+    else:
+        return None
+    return _event(level, ts, logger, message, fields)
+
+
+def _event(level: str, ts: str, logger: str, message: str, fields: str) -> tuple | None:
+    if logger == "piecestore":
+        kind = PIECESTORE.get(message)
+        if kind is not None:
+            return _transfer(level, ts, kind, fields, None)
+    return _other(level, ts, message, fields)
+
+
+def _other(level: str, ts: str, message: str, fields: str) -> tuple:
+    event = classify_message(message)
+    if event is None and (level == "error" or level == "warn") and "database" in fields:
+        event = classify_error_text(fields)
+    return (OTHER, level, ts, event)
+
+
+def _transfer(level, ts, kind, fields: str, m: re.Match[str] | None) -> tuple | None:
+    """Transfer lines off the common path: failures, cancels, other field orders."""
+    phase, result, _ = kind
+    if m is not None:
+        piece, satellite, action, size, remote = m.groups()
+    else:
+        m = _PIECE_RE.search(fields)
+        if m is None:
+            return _transfer_json(level, ts, kind, fields)
+        piece, satellite, action = m.groups()
+        s = _SIZE_RE.search(fields, m.end())
+        size = s.group(1) if s else None
+        r = _REMOTE_RE.search(fields, m.end())
+        remote = r.group(1) if r else ""
+    if action not in ACTIONS:
+        return None
+    reason = event = None
+    if result == "failed":
+        e = _ERROR_RE.search(fields)
+        reason = classify(e.group(1)) if e else "other"
+        if reason == "database":
+            event = classify_error_text(fields)
+    elif result == "canceled":
+        r = _REASON_RE.search(fields)
+        reason = classify(r.group(1)) if r else None
+    return (
+        TRANSFER, level, ts, phase, result, action, satellite,
+        int(size) if size else None, piece, remote, reason, event,
+    )
+
+
+def normalise_key(key: str) -> str:
+    """`Piece ID` -> `piece_id`, `satelliteID` -> `satellite_id`, `Remote Address` -> …"""
+    return _CAMEL.sub(r"_\1", key.replace(" ", "_")).lower()
+
+
+def _transfer_json(level, ts, kind, fields: str) -> tuple | None:
+    """Last resort for a key order no regex knows: a real JSON parse."""
+    try:
+        raw = json.loads(fields)
+    except ValueError:
+        return None
+    if not isinstance(raw, dict):
+        return None
+    f = {normalise_key(k): v for k, v in raw.items()}
+    piece = f.get("piece_id")
+    satellite = f.get("satellite_id") or f.get("satellite")
+    action = f.get("action")
+    if not isinstance(piece, str) or not isinstance(satellite, str) or action not in ACTIONS:
+        return None
+    phase, result, _ = kind
+    size = f.get("size")
+    reason = event = None
+    if result == "failed":
+        error = str(f.get("error", ""))
+        reason = classify(error)
+        if reason == "database":
+            event = classify_error_text(error)
+    elif result == "canceled" and "reason" in f:
+        reason = classify(str(f["reason"]))
+    return (
+        TRANSFER, level, ts, phase, result, action, satellite,
+        size if isinstance(size, int) else None, piece,
+        str(f.get("remote_address") or ""), reason, event,
+    )
+
+
+def _parse_json_line(line: str) -> tuple | None:
+    """`log.encoding: json`: the same events, with the header keys L/T/N/M."""
+    if line[-1:] != "}":
+        return None
+    m = _JSON_HEAD.match(line)
+    if m is None:
+        return None
+    level = LEVELS.get(m.group(1))
+    if level is None:
+        return None
+    ts = m.group(2) or ""
+    if ts and not _is_timestamp(ts):
+        return None
+    message = m.group(4)
+    if "\\" in message:
+        message = json.loads(f'"{message}"')
+    return _event(level, ts, m.group(3) or "", message, line)

@@ -1,0 +1,77 @@
+"""Normalise a transfer's error text into a small, bounded set of reason labels.
+
+Raw error strings contain IP addresses, ports and byte counts, so they can never be label
+values. The table follows reference §3 ("Proposed bounded reason label"): case-insensitive
+substring matches, first match wins, `other` for the rest. It runs only for failed transfers,
+never for the common success lines.
+"""
+
+from __future__ import annotations
+
+import re
+
+_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("file_not_found", ("file does not exist", "no such file or directory")),
+    ("disk_full", ("no space left on device", "not enough available disk space")),
+    (
+        "disk_io",
+        (
+            "input/output error",
+            "read-only file system",
+            "permission denied",
+            "too many open files",
+            "structure needs cleaning",
+        ),
+    ),
+    ("database", ("database is locked", "disk image is malformed", "file is not a database")),
+    ("corrupt", ("hashes don't match", "invalid piece hash", "framing field", "impossible size")),
+    ("untrusted", ("untrusted", "unable to get signee", "invalid order limit signature")),
+    (
+        "order_rejected",
+        (
+            "order created too",
+            "order expired",
+            "piece expired",
+            "used serial already exists",
+            "serial number changed",
+            "order exceeded",
+            "order contained smaller",
+        ),
+    ),
+    ("overloaded", ("overloaded", "too many requests")),
+    ("size_mismatch", ("does not match received message size",)),
+    ("conn_reset", ("connection reset", "broken pipe", "forcibly closed", "wsasend", "wsarecv")),
+    ("timeout", ("deadline exceeded", "i/o timeout", "timed out")),
+    ("tls", ("tls: ", "x509: ")),
+    ("eof", ("unexpected eof",)),
+    (
+        "closed",
+        (
+            "use of closed network connection",
+            "manager closed",
+            "stream closed",
+            "remote closed",
+            "closed:",
+        ),
+    ),
+    ("canceled", ("context canceled",)),
+    ("unknown_reason", ("unknown reason bug in code",)),
+)
+
+# A bare "EOF" at the end of the message (e.g. "read: EOF") is an eof too.
+_BARE_EOF = re.compile(r"(?:^|: )eof$")
+
+#: Every value `classify` can return, in table order (for zero-initialised series and docs).
+REASONS: tuple[str, ...] = (*(label for label, _ in _RULES), "other")
+
+
+def classify(text: str) -> str:
+    """Return the reason label for an error or cancel-reason text."""
+    low = text.lower()
+    for label, needles in _RULES:
+        for needle in needles:
+            if needle in low:
+                return label
+    if _BARE_EOF.search(low):
+        return "eof"
+    return "other"
