@@ -1,0 +1,231 @@
+"""Tail a log file the way storagenode logs are really rotated.
+
+storagenode cannot reopen its log, so operators rotate with logrotate's `copytruncate`; Docker
+and others rename the file and start a new one. At every end-of-file the tailer compares the
+path's identity (device, inode) and the file's first bytes with what it has open:
+
+* another inode at the path: the old file was renamed away; it is read to its end, then the
+  new file is read from its start (rotation);
+* same inode but shorter than our offset, or different first bytes: the file was truncated
+  (copytruncate); reading restarts at 0 (truncation).
+
+A missing file is waited for. Filesystem events (watchdog/inotify) wake the tailer at once;
+a poll every `poll_interval` seconds covers filesystems without events (NFS, SMB).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from exporter.sources.base import Batch, Source
+from exporter.sources.lines import LineSplitter
+
+log = logging.getLogger("exporter.source")
+
+CHUNK = 256 * 1024
+FINGERPRINT_BYTES = 64
+
+
+class _Wakeup:
+    """Sets an event when watchdog reports a change to one path (best effort)."""
+
+    def __init__(self, path: str, event: threading.Event) -> None:
+        self.observer = None
+        try:
+            from watchdog.events import FileSystemEventHandler
+            from watchdog.observers import Observer
+        except ImportError:  # pragma: no cover - watchdog is a dependency
+            return
+        target = os.path.abspath(path)
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, fs_event) -> None:
+                paths = (fs_event.src_path, getattr(fs_event, "dest_path", ""))
+                if target in (os.fsdecode(p) for p in paths if p):
+                    event.set()
+
+        directory = os.path.dirname(target) or "."
+        try:
+            observer = Observer()
+            observer.daemon = True
+            observer.schedule(Handler(), directory, recursive=False)
+            observer.start()
+            self.observer = observer
+        except (OSError, RuntimeError) as exc:
+            log.info("no filesystem events for %s (%s); polling instead", path, exc)
+
+    def stop(self) -> None:
+        if self.observer is not None:
+            self.observer.stop()
+
+
+class FileSource(Source):
+    def __init__(
+        self,
+        path: str,
+        *,
+        from_start: bool = False,
+        resume: dict[str, Any] | None = None,
+        poll_interval: float = 1.0,
+        max_line_bytes: int = 1 << 20,
+        watch: bool = True,
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self.description = f"file {path}"
+        self.from_start = from_start
+        self.resume = resume
+        self.poll_interval = poll_interval
+        self.watch = watch
+        self.splitter = LineSplitter(max_line_bytes)
+        self._fd: int | None = None
+        self._ident: tuple[int, int] | None = None
+        self._offset = 0  # bytes read from the open file
+        self._fingerprint = b""
+        self._first_open = True
+        self._waiting_logged = False
+
+    # ---- position ------------------------------------------------------------------------
+
+    def position(self) -> dict[str, Any] | None:
+        """Resume point after the last delivered line (see exporter/checkpoint.py)."""
+        if self._ident is None:
+            return None
+        return {
+            "path": self.path,
+            "dev": self._ident[0],
+            "ino": self._ident[1],
+            "offset": self._offset - self.splitter.pending_bytes,
+            "fingerprint": self._fingerprint.hex(),
+        }
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def batches(self, stop: threading.Event) -> Iterator[Batch]:
+        wake = threading.Event()
+        waker = _Wakeup(self.path, wake) if self.watch else None
+        try:
+            while not stop.is_set():
+                if self._fd is None and not self._open():
+                    self._sleep(wake, stop)
+                    continue
+                data = os.read(self._fd, CHUNK)
+                if data:
+                    self._offset += len(data)
+                    self.stats.bytes_read += len(data)
+                    lines = self.splitter.feed(data)
+                    self.stats.oversized_lines = self.splitter.oversized
+                    if lines:
+                        yield self.make_batch(lines)
+                    continue
+                switched = self._check_rotation()
+                if switched is not None:
+                    if switched:
+                        yield self.make_batch(switched)
+                    continue
+                self._sleep(wake, stop)
+        finally:
+            if waker is not None:
+                waker.stop()
+            self._close()
+
+    def make_batch(self, lines: list[str]) -> Batch:
+        """Turn raw lines into a batch; subclasses unwrap container formats here."""
+        return Batch(lines, time.time(), self.position())
+
+    def _sleep(self, wake: threading.Event, stop: threading.Event) -> None:
+        wake.wait(self.poll_interval)
+        wake.clear()
+
+    def _open(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            if not self._waiting_logged:
+                log.warning("log file %s does not exist yet; waiting for it", self.path)
+                self._waiting_logged = True
+            self.stats.up = False
+            return False
+        except OSError as exc:
+            if not self._waiting_logged:
+                log.error("cannot open log file %s: %s; retrying", self.path, exc)
+                self._waiting_logged = True
+            self.stats.up = False
+            return False
+        st = os.fstat(fd)
+        self._fd, self._ident = fd, (st.st_dev, st.st_ino)
+        self._fingerprint = os.pread(fd, FINGERPRINT_BYTES, 0)
+        start = 0
+        if self._first_open:
+            start = self._initial_offset(st)
+            self._first_open = False
+        os.lseek(fd, start, os.SEEK_SET)
+        self._offset = start
+        self.stats.up = True
+        if self._waiting_logged:
+            log.info("log file %s is readable now", self.path)
+            self._waiting_logged = False
+        return True
+
+    def _initial_offset(self, st: os.stat_result) -> int:
+        resume = self.resume
+        if resume is not None:
+            if (
+                (resume.get("dev"), resume.get("ino")) == (st.st_dev, st.st_ino)
+                and self._fingerprint.startswith(bytes.fromhex(resume.get("fingerprint", "")))
+                and st.st_size >= resume.get("offset", 0)
+            ):
+                return int(resume["offset"])
+            log.warning(
+                "log file %s is not the file of the saved position; reading it from the start",
+                self.path,
+            )
+            return 0
+        return 0 if self.from_start else st.st_size
+
+    def _check_rotation(self) -> list[str] | None:
+        """At EOF: None if nothing changed, else the lines flushed while switching files."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None  # renamed away, new file not there yet: keep the old one
+        except OSError:
+            return None
+        if (st.st_dev, st.st_ino) != self._ident:
+            log.info("log file %s was rotated; following the new file", self.path)
+            self.stats.rotations += 1
+            rest = []
+            while data := os.read(self._fd, CHUNK):  # what the writer added before it let go
+                self._offset += len(data)
+                self.stats.bytes_read += len(data)
+                rest.extend(self.splitter.feed(data))
+            rest.extend(self.splitter.flush())
+            self._close()
+            self._open()
+            return rest
+        if len(self._fingerprint) < FINGERPRINT_BYTES and st.st_size > len(self._fingerprint):
+            current = os.pread(self._fd, FINGERPRINT_BYTES, 0)
+            if current.startswith(self._fingerprint):
+                self._fingerprint = current
+        truncated = st.st_size < self._offset or (
+            self._fingerprint and os.pread(self._fd, len(self._fingerprint), 0) != self._fingerprint
+        )
+        if not truncated:
+            return None
+        log.info("log file %s was truncated (copytruncate); reading it from the start", self.path)
+        self.stats.truncations += 1
+        rest = self.splitter.flush()
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        self._offset = 0
+        self._fingerprint = os.pread(self._fd, FINGERPRINT_BYTES, 0)
+        return rest
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
