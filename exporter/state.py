@@ -222,12 +222,12 @@ class NodeState:
             return
         if when > self._newest:
             self._newest = when
-        pending = self.pending
-        if len(pending) >= self.max_pending or when >= self._next_sweep:
+        if len(self.pending) >= self.max_pending or when >= self._next_sweep:
             self._sweep()
-            if len(pending) >= self.max_pending:
+            if len(self.pending) >= self.max_pending:
                 self.starts_expired += 1
                 return
+        pending = self.pending
         key = (piece, action, remote)
         if key in pending:  # a retry of the same piece: the older start never finished
             self.starts_expired += 1

@@ -17,7 +17,8 @@ from exporter.sources.base import Batch
 from exporter.sources.file import FileSource
 
 _PREFIX = '{"log":"'
-_TIME_KEY = '"time":"'
+_PREFIX_SPACED = '{"log": "'  # the same object written by other tools (json.dumps)
+_TIME_KEY = '"time":'
 MAX_JOINED = 1 << 20
 
 
@@ -49,16 +50,20 @@ class DockerTime:
 
 def unwrap(raw: str) -> tuple[str, str] | None:
     """(inner text including its newline if any, time string) or None if not a wrapper."""
-    if not raw.startswith(_PREFIX):
+    if raw.startswith(_PREFIX):
+        start = len(_PREFIX)
+    elif raw.startswith(_PREFIX_SPACED):
+        start = len(_PREFIX_SPACED)
+    else:
         return None
     try:
-        text, end = scanstring(raw, len(_PREFIX))
+        text, end = scanstring(raw, start)
     except ValueError:
         return None
     at = raw.find(_TIME_KEY, end)
     if at < 0:
         return text, ""
-    at += len(_TIME_KEY)
+    at = raw.find('"', at + len(_TIME_KEY)) + 1
     return text, raw[at : raw.find('"', at)]
 
 

@@ -146,6 +146,7 @@ class FileSource(Source):
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
+            self._first_open = False  # a file that appears later is new: read all of it
             if not self._waiting_logged:
                 log.warning("log file %s does not exist yet; waiting for it", self.path)
                 self._waiting_logged = True

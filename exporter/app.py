@@ -1,0 +1,143 @@
+"""Assembles the running exporter from a Config: sources, states, collectors, HTTP."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.process_collector import ProcessCollector
+
+from exporter import __version__
+from exporter.collector import LogCollector
+from exporter.config import Config, ConfigError, NodeConfig
+from exporter.http import load_web_config, make_app, serve
+from exporter.runner import NodeRunner
+from exporter.sources.base import Source
+from exporter.sources.docker import DockerJsonSource
+from exporter.sources.file import FileSource
+from exporter.sources.stdin import StdinSource
+from exporter.state import NodeState
+
+log = logging.getLogger("exporter")
+
+
+class BuildInfoCollector:
+    def describe(self):
+        return []
+
+    def collect(self):
+        info = GaugeMetricFamily(
+            "storagenode_exporter_build_info", "Version of storagenode-exporter.",
+            labels=["version"],
+        )
+        info.add_metric([__version__], 1)
+        yield info
+
+
+def make_source(node: NodeConfig, config: Config, resume: dict | None = None) -> Source:
+    spec = node.log or ""
+    if spec == "-":
+        return StdinSource()
+    if spec.startswith("tcp://"):
+        try:
+            from exporter.sources.forwarder import ForwarderSource
+        except ImportError as exc:
+            raise ConfigError(f"node {node.name}: forwarder sources are not available") from exc
+        return ForwarderSource.from_config(node, config, resume)
+    common = dict(from_start=node.from_start, resume=resume,
+                  poll_interval=config.poll_interval)
+    if spec.startswith("docker:"):
+        return DockerJsonSource(spec[len("docker:"):], **common)
+    return FileSource(spec, **common)
+
+
+@dataclass
+class Exporter:
+    """Everything one serving process runs; `start()` then `stop()`."""
+
+    config: Config
+    registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry())
+    runners: list[NodeRunner] = field(default_factory=list)
+    pollers: list = field(default_factory=list)
+    geo: dict = field(default_factory=dict)
+    httpd: object = None
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+    def build(self) -> None:
+        config = self.config
+        if not config.nodes:
+            raise ConfigError(
+                "no nodes configured: give --node NAME:SOURCE and/or --api NAME=URL, "
+                "or --config FILE"
+            )
+        self.web = load_web_config(config.web_config_file) if config.web_config_file else None
+        self.geo = self._build_geo()
+        resume = self._load_checkpoint()
+        for node in config.nodes:
+            if not node.log:
+                continue
+            state = NodeState(node.name, pairing_timeout=config.pairing_timeout,
+                              geo=self.geo.get(node.name))
+            source = make_source(node, config, resume.get(node.name))
+            self.runners.append(NodeRunner(node.name, source, state))
+        self.registry.register(LogCollector(self.runners))
+        self.registry.register(BuildInfoCollector())
+        ProcessCollector(registry=self.registry)
+        self._build_api()
+        if self.geo:
+            from exporter.geo import GeoCollector
+
+            self.registry.register(GeoCollector(self.geo))
+
+    def _build_geo(self) -> dict:
+        if not self.config.geoip_db:
+            log.info("no GeoIP database given (--geoip-db); geo metrics are off")
+            return {}
+        from exporter.geo import GeoDatabaseError, GeoLocator, GeoRecorder
+
+        try:
+            locator = GeoLocator(self.config.geoip_db, precision=self.config.geohash_precision)
+        except GeoDatabaseError as exc:
+            raise ConfigError(str(exc)) from exc
+        return {
+            node.name: GeoRecorder(locator, window_seconds=self.config.geo_window)
+            for node in self.config.nodes
+            if node.log
+        }
+
+    def _build_api(self) -> None:
+        nodes = [n for n in self.config.nodes if n.api]
+        if not nodes:
+            return
+        from exporter.nodeapi import NodeApiCollector, NodeApiPoller
+
+        self.pollers = [
+            NodeApiPoller(n.name, n.api, include_wallet=self.config.include_wallet)
+            for n in nodes
+        ]
+        self.registry.register(NodeApiCollector(self.pollers))
+
+    def _load_checkpoint(self) -> dict:
+        return {}
+
+    def start(self) -> None:
+        app = make_app(self.registry, [n.name for n in self.config.nodes], self.web)
+        self.httpd, _ = serve(app, self.config.listen_address, self.web)
+        log.info("listening on %s", self.config.listen_address)
+        for runner in self.runners:
+            log.info("node %s: reading %s", runner.name, runner.source.description)
+            runner.start()
+        for poller in self.pollers:
+            poller.start()
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        for runner in self.runners:
+            runner.stop()
+        if self.httpd is not None:
+            self.httpd.shutdown()
+        self.stopped.set()

@@ -1,0 +1,141 @@
+"""`storagenode-exporter report`: whole logs in, a success-rate table or exposition out.
+
+The replacement for the community `successrate.sh`: one pass over each log (plain, `.gz`,
+or a Docker json-file log as `docker:PATH`), the same parser and state as the live
+exporter, so the numbers agree with /metrics. Also the benchmark entry point.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import sys
+import time
+from typing import IO
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.collector import LogCollector
+from exporter.runner import NodeRunner
+from exporter.satellites import SATELLITES
+from exporter.sources.base import Source
+from exporter.sources.docker import DockerJsonSource
+from exporter.sources.lines import LineSplitter
+from exporter.state import ACTIONS, NodeState
+
+CHUNK = 1 << 20
+
+
+def _open(path: str) -> IO[bytes]:
+    fh = open(path, "rb")  # noqa: SIM115 - returned to the caller
+    if fh.read(2) == b"\x1f\x8b":
+        fh.close()
+        return gzip.open(path, "rb")
+    fh.seek(0)
+    return fh
+
+
+class Progress:
+    """Bytes read, lines/s and time left on stderr, only when stderr is a terminal."""
+
+    def __init__(self, name: str, total: int, enabled: bool) -> None:
+        self.name, self.total, self.enabled = name, total, enabled
+        self.started = self.last = time.monotonic()
+
+    def update(self, done: int, lines: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.5 and not force):
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-6)
+        rate = done / elapsed
+        left = (self.total - done) / rate if rate and self.total > done else 0
+        sys.stderr.write(
+            f"\r{self.name}: {done / 1e6:,.0f}/{self.total / 1e6:,.0f} MB read, "
+            f"{lines / elapsed:,.0f} lines/s, {left:,.0f} s left   "
+        )
+        if force:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def read_whole(path: str, state: NodeState, source: Source, show_progress: bool) -> None:
+    """Feed every line of `path` into `state` (log timestamps, no read times)."""
+    docker = None
+    if path.startswith("docker:"):
+        path = path[len("docker:"):]
+        docker = DockerJsonSource(path, watch=False)
+    splitter = LineSplitter()
+    progress = Progress(os.path.basename(path), os.path.getsize(path), show_progress)
+    lines_done = 0
+    with _open(path) as fh:
+        raw = getattr(fh, "fileobj", None) or fh  # compressed position for .gz
+        while data := fh.read(CHUNK):
+            source.stats.bytes_read += len(data)
+            lines = splitter.feed(data)
+            if docker is not None:
+                batch = docker.make_batch(lines)
+                state.feed(batch.lines, None)
+            else:
+                state.feed(lines, None)
+            lines_done += len(lines)
+            progress.update(raw.tell(), lines_done)
+        rest = splitter.flush()
+        state.feed(docker.make_batch(rest).lines if docker and rest else rest, None)
+    source.stats.oversized_lines += splitter.oversized
+    progress.update(progress.total, lines_done, force=True)
+
+
+def build_states(nodes: list[tuple[str, str]], show_progress: bool, geo=None):
+    runners: dict[str, NodeRunner] = {}
+    for name, path in nodes:
+        runner = runners.get(name)
+        if runner is None:
+            source = Source()
+            source.stats.up = True
+            recorder = geo(name) if geo else None
+            runner = runners[name] = NodeRunner(name, source, NodeState(name, geo=recorder))
+        read_whole(path, runner.state, runner.source, show_progress)
+    return list(runners.values())
+
+
+def exposition(runners: list[NodeRunner], extra_collectors=()) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LogCollector(runners))
+    for collector in extra_collectors:
+        registry.register(collector)
+    return generate_latest(registry)
+
+
+def table(runners: list[NodeRunner]) -> str:
+    """successrate.sh-style text: per node and action, counts and success rate."""
+    out = []
+    for runner in runners:
+        snap = runner.state.snapshot()
+        counts: dict[tuple[str, str], int] = {}
+        for (_sat, action, result), value in snap["transfers"].items():
+            counts[(action, result)] = counts.get((action, result), 0) + value
+        out.append(f"node {runner.name}")
+        out.append(f"  {'action':<12}{'success':>12}{'canceled':>12}{'failed':>12}"
+                   f"{'success rate':>15}")
+        for action in ACTIONS:
+            ok, canceled, failed = (counts.get((action, r), 0)
+                                    for r in ("success", "canceled", "failed"))
+            total = ok + canceled + failed
+            rate = f"{100 * ok / total:.3f} %" if total else "-"
+            out.append(f"  {action:<12}{ok:>12,}{canceled:>12,}{failed:>12,}{rate:>15}")
+        by_sat: dict[str, list[int]] = {}
+        for (sat, action, result), value in snap["transfers"].items():
+            if action == "GET_AUDIT":
+                entry = by_sat.setdefault(SATELLITES.name(sat), [0, 0])
+                entry[0 if result == "success" else 1] += value
+        for sat, (ok, bad) in sorted(by_sat.items()):
+            if ok or bad:
+                out.append(f"  audits {sat}: {ok:,} ok, {bad:,} not ok")
+        errors = sorted(snap["errors"].items(), key=lambda kv: -kv[1])[:5]
+        if errors:
+            out.append("  top failure reasons: " + ", ".join(
+                f"{action} {reason} {n:,}" for (action, reason), n in errors))
+        lines = sum(snap["lines"].values())
+        out.append(f"  lines: {lines:,} parsed, {snap['unparsed']:,} unparsed")
+    return "\n".join(out) + "\n"
