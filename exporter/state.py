@@ -8,6 +8,7 @@ same lock only long enough to copy what it renders.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from bisect import bisect_left
 from datetime import datetime
@@ -222,11 +223,10 @@ class NodeState:
             return
         if when > self._newest:
             self._newest = when
-        if len(self.pending) >= self.max_pending or when >= self._next_sweep:
+        if when >= self._next_sweep:
             self._sweep()
-            if len(self.pending) >= self.max_pending:
-                self.starts_expired += 1
-                return
+        if len(self.pending) >= self.max_pending:
+            self._evict_oldest(max(1, self.max_pending // 10))
         pending = self.pending
         key = (piece, action, remote)
         if key in pending:  # a retry of the same piece: the older start never finished
@@ -260,6 +260,14 @@ class NodeState:
                 self.in_flight[action] -= 1
         self.pending = keep
         self._next_sweep = self._newest + min(60.0, self.pairing_timeout / 4)
+
+    def _evict_oldest(self, count: int) -> None:
+        """The table is full of fresh starts: drop the oldest tenth (insertion order)."""
+        pending = self.pending
+        for key in list(itertools.islice(pending, count)):
+            action, _ = pending.pop(key)
+            self.in_flight[action] -= 1
+            self.starts_expired += 1
 
     # ---- reading (scrape thread) ------------------------------------------------------------
 

@@ -1,0 +1,37 @@
+# The commands the README names. Everything runs from a virtualenv in .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench deps-debian clean
+
+$(BIN)/storagenode-exporter: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+## demo: run the exporter against the embedded simulated node on 127.0.0.1:9184
+demo: $(BIN)/storagenode-exporter
+	$(BIN)/storagenode-exporter demo
+
+## test: lint and run the whole test suite
+test: $(BIN)/storagenode-exporter
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(BIN)/storagenode-exporter
+	$(BIN)/ruff check .
+
+## bench: throughput, CPU and memory against mtail (see bench/README.md)
+bench: $(BIN)/storagenode-exporter
+	$(BIN)/python bench/run.py
+
+## deps-debian: the real Prometheus, Alertmanager, mtail and openssl the tests run (root)
+deps-debian:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		prometheus prometheus-alertmanager mtail openssl
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,115 @@
+"""Node state: pairing of started/finished lines, bounded memory, heavy hitters, clocks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from exporter.parser import parse_line
+from exporter.state import NodeState, TopPieces
+
+US1 = "12EayRS2V1kEsWESU9QMRseFhdxYxKicsiFmxrsLZHeLUtdps3S"
+
+
+def ts(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def started(epoch: float, piece: str, remote: str = "198.51.100.1:1") -> str:
+    return (f'{ts(epoch)}\tDEBUG\tpiecestore\tdownload started\t{{"process": "storagenode", '
+            f'"piece_id": "{piece}", "satellite_id": "{US1}", "action": "GET", "offset": 0, '
+            f'"size": 100, "remote_address": "{remote}"}}')
+
+
+def downloaded(epoch: float, piece: str, remote: str = "198.51.100.1:1") -> str:
+    return started(epoch, piece, remote).replace("DEBUG", "INFO").replace(
+        "download started", "downloaded")
+
+
+T0 = 1_780_000_000.0
+
+
+def test_durations_from_log_time_when_reading_old_logs():
+    state = NodeState("n")
+    state.feed([started(T0, "A"), downloaded(T0 + 7, "A")], None)
+    counts, total = state.snapshot()["durations"][("GET", "success")]
+    assert total == 7.0 and sum(counts) == 1
+
+
+def test_read_time_wins_when_it_agrees_with_the_log_time():
+    state = NodeState("n")
+    state.feed([started(T0, "A")], T0 + 0.25)
+    state.feed([downloaded(T0 + 1, "A")], T0 + 1.5)
+    _, total = state.snapshot()["durations"][("GET", "success")]
+    assert total == 1.25
+
+
+def test_backlog_read_long_after_uses_log_time():
+    state = NodeState("n")
+    state.feed([started(T0, "A"), downloaded(T0 + 3, "A")], T0 + 86400)
+    _, total = state.snapshot()["durations"][("GET", "success")]
+    assert total == 3.0
+
+
+def test_concurrent_downloads_of_one_piece_pair_by_remote_address():
+    state = NodeState("n")
+    state.feed([started(T0, "A", "1.1.1.1:1"), started(T0 + 1, "A", "2.2.2.2:2"),
+                downloaded(T0 + 5, "A", "2.2.2.2:2"), downloaded(T0 + 9, "A", "1.1.1.1:1")],
+               None)
+    counts, total = state.snapshot()["durations"][("GET", "success")]
+    assert total == 4.0 + 9.0 and sum(counts) == 2
+    assert state.snapshot()["in_flight"]["GET"] == 0
+
+
+def test_pairing_table_is_bounded_when_finishes_never_come():
+    state = NodeState("n", max_pending=1000)
+    state.feed([started(T0, f"P{i}") for i in range(20_000)], None)
+    assert len(state.pending) <= 1000
+    assert state.starts_expired == 20_000 - len(state.pending)
+    assert state.snapshot()["in_flight"]["GET"] == len(state.pending)
+
+
+def test_unmatched_starts_expire_after_the_pairing_timeout():
+    state = NodeState("n", pairing_timeout=600)
+    state.feed([started(T0, f"P{i}") for i in range(100)], None)
+    state.feed([started(T0 + 700 + i, f"Q{i}") for i in range(100)], None)
+    assert state.starts_expired == 100
+    assert state.snapshot()["in_flight"]["GET"] == 100
+
+
+def test_top_pieces_finds_the_heavy_hitters_in_bounded_memory():
+    top = TopPieces(capacity=50)
+    for i in range(10_000):
+        top.add(f"cold{i}")
+        if i % 10 == 0:
+            top.add("hot1")
+        if i % 20 == 0:
+            top.add("hot2")
+    assert len(top.counts) <= 50
+    ranking = top.top(2)
+    assert [p for p, _ in ranking] == ["hot1", "hot2"]
+    assert ranking[0][1] <= 1000  # a lower bound of the true count
+
+
+def test_every_line_counts_once():
+    state = NodeState("n")
+    lines = [downloaded(T0, "A"), "garbage", "", started(T0, "B")]
+    state.feed(lines, None)
+    snap = state.snapshot()
+    assert sum(snap["lines"].values()) + snap["unparsed"] == len(lines)
+
+
+def test_parse_line_variants_agree():
+    title = (f'{ts(T0)}\tINFO\tpiecestore\tuploaded\t{{"Process": "storagenode", "Piece ID": "A", '
+             f'"Satellite ID": "{US1}", "Action": "PUT", "Remote Address": "1.2.3.4:5", '
+             f'"Size": 42}}')
+    snake = (f'{ts(T0)}\tINFO\tpiecestore\tuploaded\t{{"process": "storagenode", "piece_id": "A", '
+             f'"satellite_id": "{US1}", "action": "PUT", "remote_address": "1.2.3.4:5", '
+             f'"size": 42}}')
+    reordered = (f'{ts(T0)}\tINFO\tpiecestore\tuploaded\t{{"size": 42, "process": "storagenode", '
+                 f'"remote_address": "1.2.3.4:5", "action": "PUT", "satellite_id": "{US1}", '
+                 f'"piece_id": "A"}}')
+    caller = title.replace("\tuploaded\t", "\tpiecestore/endpoint.go:1\tuploaded\t")
+    crlf = snake + "\r"
+    events = [parse_line(x) for x in (title, snake, reordered, caller, crlf)]
+    assert all(e == events[0] for e in events), events
+    assert events[0][5:10] == ("PUT", US1, 42, "A", "1.2.3.4:5")
