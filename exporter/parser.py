@@ -132,7 +132,8 @@ def parse_line(line: str) -> tuple | None:
             kind = PIECESTORE.get(message)
             if kind is not None:
                 phase, result, shapes = kind
-                m = shapes[fields[2:3] != "P"].search(fields)
+                # Title Case keys: `{"Process"`/`{"Piece ID"`, or `"process"` v1.79-v1.99
+                m = shapes[fields[2] != "P" and '"Piece ID"' not in fields].search(fields)
                 if m is None or result == "failed" or result == "canceled":
                     return _transfer(level, ts, kind, fields, m)
                 piece, satellite, action, size, remote = m.groups()

@@ -13,11 +13,19 @@ import threading
 from bisect import bisect_left
 from datetime import datetime
 
-from exporter.parser import OTHER, START, parse_line
+from exporter.parser import ACTIONS as ACTIONS_SET
+from exporter.parser import LEVELS, OTHER, PIECESTORE, START, parse_line
 
 ACTIONS = ("GET", "GET_AUDIT", "GET_REPAIR", "PUT", "PUT_REPAIR")
 RESULTS = ("success", "canceled", "failed")
 INGRESS_ACTIONS = frozenset({"PUT", "PUT_REPAIR"})
+
+# The lines `feed` handles inline: successes and starts (failures and cancels need more).
+COMMON_PIECESTORE = {
+    message: (phase, shapes)
+    for message, (phase, result, shapes) in PIECESTORE.items()
+    if result in (None, "success")
+}
 
 # Piece sizes: storj pieces run from a few bytes up to ~2.3 MiB (64 MiB segment / 29).
 SIZE_BUCKETS: tuple[float, ...] = (
@@ -69,7 +77,9 @@ class TopPieces:
         elif len(counts) < self.capacity:
             counts[piece] = 1
         else:  # decrement everything; amortised O(1) since each unit is removed once
-            self.counts = {p: c - 1 for p, c in counts.items() if c > 1}
+            kept = {p: c - 1 for p, c in counts.items() if c > 1}
+            counts.clear()
+            counts.update(kept)
 
     def top(self, n: int = 10) -> list[tuple[str, int]]:
         items = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -122,7 +132,8 @@ class NodeState:
         self.errors: dict[tuple[str, str], int] = {}
         self.events: dict[str, int] = {}
         self.in_flight: dict[str, int] = dict.fromkeys(ACTIONS, 0)
-        self.pending: dict[tuple[str, str, str], tuple[str, float]] = {}
+        #: (piece_id, action, remote address) -> start time, in insertion (time) order
+        self.pending: dict[tuple[str, str, str], float] = {}
         self.starts_expired = 0
         self.top_pieces = TopPieces()
         self.last_timestamp = ""
@@ -135,23 +146,76 @@ class NodeState:
 
     def feed(self, lines: list[str], read_time: float | list[float] | None) -> None:
         """Apply a batch of lines. `read_time` as in exporter.sources.base.Batch; None when
-        reading old logs (durations then come from the log timestamps)."""
+        reading old logs (durations then come from the log timestamps).
+
+        The common lines (`uploaded`, `downloaded`, `… started` at the usual layout) are
+        handled inline, with the parser's own regexes; every other line goes through
+        `parse_line` + `apply`. tests/test_state.py checks both paths agree line for line.
+        """
+        times = read_time if isinstance(read_time, list) else itertools.repeat(read_time)
         parse = parse_line
         apply = self.apply
-        if isinstance(read_time, list):
-            for line, t in zip(lines, read_time, strict=True):
-                event = parse(line)
-                if event is None:
-                    self.unparsed += 1
-                else:
-                    apply(event, t)
-        else:
-            for line in lines:
-                event = parse(line)
-                if event is None:
-                    self.unparsed += 1
-                else:
-                    apply(event, read_time)
+        common = COMMON_PIECESTORE.get
+        level_names = LEVELS.get
+        levels = self.lines
+        transfers = self.transfers
+        nbytes = self.bytes
+        sizes = self.sizes
+        top_add = self.top_pieces.add
+        top_counts = self.top_pieces.counts
+        geo = self.geo
+        for line, t in zip(lines, times):  # noqa: B905 - times may be an endless repeat
+            parts = line.split("\t")
+            if len(parts) == 5:
+                ts, level, logger, message, fields = parts
+                kind = common(message) if logger == "piecestore" else None
+                if (
+                    kind is not None
+                    and ts[10:11] == "T"
+                    and fields[-1:] == "}"
+                    and fields[:1] == "{"
+                    and ts[4:5] == "-"
+                    and (level := level_names(level)) is not None
+                ):
+                    phase, shapes = kind
+                    m = shapes[fields[2] != "P" and '"Piece ID"' not in fields].search(fields)
+                    if m is not None:
+                        piece, satellite, action, size, remote = m.groups()
+                        if action in ACTIONS_SET:
+                            try:
+                                levels[level] += 1
+                            except KeyError:
+                                levels[level] = 1
+                            self.last_timestamp = ts
+                            if phase == START:
+                                self._start(ts, action, piece, remote, t)
+                                continue
+                            key = (satellite, action, "success")
+                            try:
+                                transfers[key] += 1
+                            except KeyError:
+                                self._new_satellite(satellite)
+                                transfers[key] += 1
+                            size = int(size)
+                            nbytes[key] += size
+                            hist = sizes[action]
+                            hist.counts[bisect_left(hist.bounds, size)] += 1
+                            hist.sum += size
+                            if action == "GET":
+                                if piece in top_counts:
+                                    top_counts[piece] += 1
+                                else:
+                                    top_add(piece)
+                            if self.pending:
+                                self._finish(ts, action, "success", piece, remote, t)
+                            if geo is not None and remote:
+                                geo.record(action, remote, size, t)
+                            continue
+            event = parse(line)
+            if event is None:
+                self.unparsed += 1
+            else:
+                apply(event, t)
 
     def apply(self, event: tuple, read_time: float | None) -> None:
         level = event[1]
@@ -207,7 +271,8 @@ class NodeState:
                 self.bytes.setdefault((satellite, action, result), 0)
 
     def _event_time(self, ts: str, read_time: float | None) -> float | None:
-        logged = self._clock(ts) if ts else None
+        clock = self._clock
+        logged = clock._value if ts == clock._last else (clock(ts) if ts else None)
         if read_time is None:
             return logged
         if logged is None:
@@ -232,7 +297,7 @@ class NodeState:
         if key in pending:  # a retry of the same piece: the older start never finished
             self.starts_expired += 1
             self.in_flight[action] -= 1
-        pending[key] = (action, when)
+        pending[key] = when
         self.in_flight[action] += 1
 
     def _finish(self, ts, action, result, piece, remote, read_time) -> None:
@@ -246,18 +311,18 @@ class NodeState:
         hist = self.durations.get((action, result))
         if hist is None:
             hist = self.durations[(action, result)] = Histogram(DURATION_BUCKETS)
-        hist.observe(max(0.0, when - started[1]))
+        hist.observe(max(0.0, when - started))
 
     def _sweep(self) -> None:
         """Drop starts older than the pairing timeout (their finish line never came)."""
         horizon = self._newest - self.pairing_timeout
         keep = {}
-        for key, (action, when) in self.pending.items():
+        for key, when in self.pending.items():
             if when >= horizon:
-                keep[key] = (action, when)
+                keep[key] = when
             else:
                 self.starts_expired += 1
-                self.in_flight[action] -= 1
+                self.in_flight[key[1]] -= 1
         self.pending = keep
         self._next_sweep = self._newest + min(60.0, self.pairing_timeout / 4)
 
@@ -265,8 +330,8 @@ class NodeState:
         """The table is full of fresh starts: drop the oldest tenth (insertion order)."""
         pending = self.pending
         for key in list(itertools.islice(pending, count)):
-            action, _ = pending.pop(key)
-            self.in_flight[action] -= 1
+            del pending[key]
+            self.in_flight[key[1]] -= 1
             self.starts_expired += 1
 
     # ---- reading (scrape thread) ------------------------------------------------------------
