@@ -1,0 +1,563 @@
+"""Grafana dashboards: schema, structure, PromQL, and real data from the real exporter.
+
+No Grafana server can run here, so the dashboards are checked the way Grafana would read them:
+JSON schema of the dashboard and of each panel kind (grafana-foundation-sdk schemas in
+shared/grafana-jsonschema), the structural rules of grafana/dashboard-linter, PromQL parsed by
+`promtool`, and every panel query run against a real Prometheus that scraped the real exporter
+(`python -m exporter demo`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+GRAFANA = ROOT / "grafana"
+DASH_DIR = GRAFANA / "dashboards"
+SHARED = Path(os.environ.get("STORAGENODE_SHARED_DIR") or ROOT.parent / "shared")
+SCHEMA_DIR = SHARED / "grafana-jsonschema"
+
+DS = {"type": "prometheus", "uid": "${datasource}"}
+CORE_PANELS = {
+    "timeseries", "stat", "gauge", "table", "bargauge", "heatmap", "geomap", "text", "row",
+    "alertlist", "piechart", "barchart", "histogram", "statetimeline", "statushistory",
+}  # fmt: skip
+
+# Values the variables take in the static and live checks. `.*` is what "All" expands to
+# (allValue), so a query that works with it works with any selection.
+SUBSTITUTIONS = {
+    "$__rate_interval": "1m",
+    "$__range": "1h",
+    "$node": ".*",
+    "$satellite": ".*",
+    "$action": ".*",
+    "$egress_usd_per_tb": "2",
+}
+
+# Panels that show nothing on the demo by design, with the reason.
+EMPTY_BY_DESIGN = {
+    ("storj-overview", "Firing alerts"): "lists firing Prometheus alerts; the test Prometheus "
+    "loads no alert rules and a healthy node fires none",
+    ("storj-reputation-capacity", "Days until full"): "shown only while used space grows; "
+    "the demo node's used space is constant",
+}
+
+NON_STORJ_METRICS = {
+    "ALERTS",
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "process_resident_memory_bytes",
+    "process_cpu_seconds_total",
+}
+
+
+def _load_generator():
+    spec = importlib.util.spec_from_file_location("grafana_generate", GRAFANA / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GEN = _load_generator()
+DASHBOARDS = {name: json.loads(text) for name, text in GEN.render().items()}
+
+
+def panels(dash: dict) -> list[dict]:
+    """All panels, rows excluded, including panels nested in collapsed rows."""
+    out = []
+    for panel in dash["panels"]:
+        if panel["type"] == "row":
+            out.extend(panel.get("panels", []))
+        else:
+            out.append(panel)
+    return out
+
+
+def all_targets() -> list[tuple[str, dict, dict]]:
+    return [
+        (dash["uid"], panel, target)
+        for dash in DASHBOARDS.values()
+        for panel in panels(dash)
+        for target in panel.get("targets", [])
+    ]
+
+
+def substitute(expr: str) -> str:
+    for var in sorted(SUBSTITUTIONS, key=len, reverse=True):
+        expr = expr.replace(var, SUBSTITUTIONS[var])
+    assert "$" not in expr, f"unsubstituted variable in {expr!r}"
+    return expr
+
+
+def label_values_selector(query: str) -> tuple[str, str]:
+    """`label_values(SELECTOR, label)` -> (SELECTOR, label), as Grafana's Prometheus plugin."""
+    m = re.fullmatch(r"label_values\((?:(.+),\s*)?([a-zA-Z_$][a-zA-Z0-9_]*)\)\s*", query)
+    assert m, f"not a label_values() query: {query}"
+    return m.group(1), m.group(2)
+
+
+def _ids() -> list[str]:
+    return [f"{uid}/{p['id']}:{p['title']}/{t['refId']}" for uid, p, t in all_targets()]
+
+
+# ---- generator ----------------------------------------------------------------------------
+
+
+def test_generator_output_equals_committed_json():
+    rendered = GEN.render()
+    committed = {p.name for p in DASH_DIR.glob("*.json")}
+    assert committed == set(rendered), "run python grafana/generate.py"
+    for name, text in rendered.items():
+        assert (DASH_DIR / name).read_text(encoding="utf-8") == text, f"{name} is stale"
+
+
+def test_generator_check_flag(tmp_path):
+    script = str(GRAFANA / "generate.py")
+    ok = subprocess.run([sys.executable, script, "--check"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    subprocess.run([sys.executable, script, "--out", str(tmp_path)], check=True)
+    (tmp_path / "node.json").write_text("{}", encoding="utf-8")
+    stale = subprocess.run(
+        [sys.executable, script, "--check", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert stale.returncode == 1
+    assert "node.json is out of date" in stale.stderr
+
+
+# ---- schema -------------------------------------------------------------------------------
+
+
+def _schema(kind: str) -> dict:
+    path = SCHEMA_DIR / f"{kind}.jsonschema.json"
+    if not SCHEMA_DIR.is_dir():
+        pytest.skip(f"{SCHEMA_DIR} not found (set STORAGENODE_SHARED_DIR)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _definition_validator(kind: str, definition: str) -> jsonschema.Draft7Validator | None:
+    schema = _schema(kind)
+    if definition not in schema["definitions"]:
+        return None
+    return jsonschema.Draft7Validator(
+        {"$ref": f"#/definitions/{definition}", "definitions": schema["definitions"]}
+    )
+
+
+def _errors(validator: jsonschema.Draft7Validator, doc) -> list[str]:
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_dashboard_validates_against_schema(name):
+    validator = jsonschema.Draft7Validator(_schema("dashboard"))
+    assert _errors(validator, DASHBOARDS[name]) == []
+
+
+def test_schema_rejects_a_broken_dashboard():
+    """The schema check can fail: an unknown key and a bad grid width are reported."""
+    validator = jsonschema.Draft7Validator(_schema("dashboard"))
+    broken = json.loads(json.dumps(DASHBOARDS["node.json"]))
+    broken["__inputs"] = []
+    broken["panels"][1]["gridPos"]["w"] = 30
+    errors = _errors(validator, broken)
+    assert any("__inputs" in e for e in errors)
+    assert len(errors) == 2
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_panel_options_validate_against_their_kind(name):
+    problems = []
+    target_validator = _definition_validator("prometheus", "Dataquery")
+    for panel in panels(DASHBOARDS[name]):
+        kind, where = panel["type"], f"{panel['id']} {panel['title']}"
+        options = _definition_validator(kind, "Options")
+        assert options is not None, f"no schema for panel kind {kind}"
+        problems += [f"{where} options {e}" for e in _errors(options, panel["options"])]
+        custom = panel.get("fieldConfig", {}).get("defaults", {}).get("custom")
+        field_config = _definition_validator(kind, "FieldConfig")
+        if field_config is None:
+            assert not custom, f"{where}: {kind} has no custom field config"
+        elif custom is not None:
+            problems += [f"{where} custom {e}" for e in _errors(field_config, custom)]
+        for target in panel.get("targets", []):
+            problems += [f"{where} target {e}" for e in _errors(target_validator, target)]
+    assert problems == []
+
+
+# ---- structure (dashboard-linter rules) ---------------------------------------------------
+
+
+def test_uids_unique_and_stable():
+    uids = [d["uid"] for d in DASHBOARDS.values()]
+    assert len(set(uids)) == len(uids)
+    assert all(re.fullmatch(r"[a-z0-9-]{8,40}", uid) for uid in uids)
+    assert all("id" not in d for d in DASHBOARDS.values())
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_panel_ids_and_refids_unique(name):
+    ids = [p["id"] for p in DASHBOARDS[name]["panels"]]
+    assert len(set(ids)) == len(ids)
+    for panel in panels(DASHBOARDS[name]):
+        refs = [t["refId"] for t in panel.get("targets", [])]
+        assert all(refs) and len(set(refs)) == len(refs), panel["title"]
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_every_panel_uses_the_datasource_variable(name):
+    dash = DASHBOARDS[name]
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    for var in variables.values():
+        if var["type"] == "query":
+            assert var["datasource"] == DS, var["name"]
+    for panel in panels(dash):
+        assert panel["datasource"] == DS, panel["title"]
+        for target in panel.get("targets", []):
+            assert target["datasource"] == DS, panel["title"]
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_no_inputs_and_core_panels_only(name):
+    text = (DASH_DIR / name).read_text(encoding="utf-8")
+    assert "__inputs" not in text
+    assert "${DS_" not in text
+    assert "worldmap" not in text
+    for panel in DASHBOARDS[name]["panels"]:
+        assert panel["type"] in CORE_PANELS, panel["type"]
+        assert panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
+
+
+def test_variables():
+    for dash in DASHBOARDS.values():
+        variables = {v["name"]: v for v in dash["templating"]["list"]}
+        node = variables["node"]
+        assert node["multi"] and node["includeAll"] and node["allValue"] == ".*"
+        selector, label = label_values_selector(node["query"])
+        assert label == "node"
+        assert "storagenode_log_lines_total" in selector and "storagenode_up" in selector
+        for var in variables.values():
+            if var["type"] == "query":
+                label_values_selector(var["query"])
+    assert "satellite" in {v["name"] for v in DASHBOARDS["node.json"]["templating"]["list"]}
+    action = {v["name"]: v for v in DASHBOARDS["traffic-map.json"]["templating"]["list"]}
+    assert action["action"]["multi"] and action["action"]["includeAll"]
+
+
+def test_rate_and_increase_use_grafana_intervals():
+    window = re.compile(r"\b(?:rate|irate|increase)\s*\(\s*[^\[()]*\[([^\]]+)\]")
+    for uid, panel, target in all_targets():
+        expr = target["expr"]
+        found = window.findall(expr)
+        if re.search(r"\b(?:rate|irate|increase)\s*\(", expr):
+            assert found, f"{uid} {panel['title']}: window not found in {expr}"
+        for w in found:
+            assert w in ("$__rate_interval", "$__range"), f"{uid} {panel['title']}: [{w}]"
+        assert "irate(" not in expr
+        if "$__range" in expr:  # a whole-range value is one number: instant query
+            assert target["instant"], f"{uid} {panel['title']}"
+
+
+def _documented_metrics() -> set[str]:
+    text = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    names = set()
+    for token in re.findall(r"`(storagenode_[a-z0-9_{},]+)`", text):
+        m = re.fullmatch(r"([a-z0-9_]*)\{([a-z0-9_,]+)\}([a-z0-9_]*)", token)
+        if m:
+            names |= {m.group(1) + part + m.group(3) for part in m.group(2).split(",")}
+        else:
+            names.add(token)
+    return names
+
+
+def test_metric_names_are_the_documented_ones():
+    documented = _documented_metrics()
+    assert "storagenode_transfers_total" in documented
+    assert "storagenode_disk_trash_bytes" in documented
+    used = set()
+    for uid, panel, target in all_targets():
+        for name in re.findall(r"\b(storagenode_[a-z0-9_]+)\b", target["expr"]):
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            assert name in documented or base in documented, f"{uid} {panel['title']}: {name}"
+            used.add(name)
+        for name in re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)\{", target["expr"]):
+            assert name.startswith("storagenode_") or name in NON_STORJ_METRICS, name
+    assert len(used) >= 40
+
+
+def _geo_fields(panel: dict, target: dict) -> set[str]:
+    by = re.search(r"\bby\s*\(([^)]*)\)", target["expr"])
+    labels = {s.strip() for s in by.group(1).split(",")} if by else set()
+    value = "Value" if len(panel["targets"]) == 1 else f"Value #{target['refId']}"
+    return labels | {value}
+
+
+def test_geomap_layers_reference_fields_their_query_produces():
+    maps = [p for d in DASHBOARDS.values() for p in panels(d) if p["type"] == "geomap"]
+    modes = set()
+    for panel in maps:
+        (target,) = panel["targets"]
+        assert target["instant"] and target["format"] == "table", panel["title"]
+        fields = _geo_fields(panel, target)
+        for layer in panel["options"]["layers"]:
+            location = layer["location"]
+            modes.add(location["mode"])
+            key = {"geohash": "geohash", "lookup": "lookup"}[location["mode"]]
+            assert location[key] in fields, (panel["title"], location)
+            style = layer["config"]["style"]
+            assert style["size"]["field"] in fields
+            assert style["color"]["field"] in fields
+        assert panel["options"]["basemap"]["type"] == "default"
+    assert modes == {"geohash", "lookup"}
+    assert any("storagenode_geo_transfers" in p["targets"][0]["expr"] for p in maps)
+    assert any("storagenode_geo_bytes" in p["targets"][0]["expr"] for p in maps)
+
+
+# ---- PromQL parses (promtool) -------------------------------------------------------------
+
+
+def _promtool() -> str:
+    path = shutil.which("promtool")
+    if not path:
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    return path
+
+
+def _check_rules(tmp_path: Path, exprs: dict[str, str]) -> subprocess.CompletedProcess:
+    rules = [{"record": name, "expr": expr} for name, expr in exprs.items()]
+    path = tmp_path / "dashboard-queries.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    return subprocess.run(
+        [_promtool(), "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_every_query_parses_with_promtool(tmp_path):
+    exprs = {}
+    for uid, panel, target in all_targets():
+        name = f"grafana:{uid.replace('-', '_')}:panel{panel['id']}_{target['refId']}"
+        exprs[name] = substitute(target["expr"])
+    for dash in DASHBOARDS.values():
+        for var in dash["templating"]["list"]:
+            if var["type"] == "query":
+                selector, _ = label_values_selector(var["query"])
+                exprs[f"grafana:{dash['uid'].replace('-', '_')}:var_{var['name']}"] = (
+                    f"count({substitute(selector)})"
+                )
+    assert len(exprs) > 100
+    result = _check_rules(tmp_path, exprs)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in result.stdout
+
+
+def test_promtool_check_catches_a_broken_query(tmp_path):
+    result = _check_rules(tmp_path, {"broken:query": "sum by (node (rate(x[5m]))"})
+    assert result.returncode != 0
+
+
+# ---- live: real Prometheus scraping the real exporter -------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 5.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read()
+
+
+def _wait_http(url: str, proc: subprocess.Popen, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+        try:
+            _get(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def _demo_unavailable() -> str | None:
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-m", "exporter", "demo", "--help"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except subprocess.TimeoutExpired:
+        return "python -m exporter demo --help timed out"
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["?"])[-1]
+        return f"exporter demo command not available yet (python -m exporter demo --help: {last})"
+    return None
+
+
+class Live:
+    """A Prometheus (1 s scrape) scraping `python -m exporter demo`, both on 127.0.0.1."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen] = []
+        self.exporter_port = _free_port()
+        self.prom_port = _free_port()
+        self.api = f"http://127.0.0.1:{self.prom_port}/api/v1"
+
+    def start(self) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        listen = f"127.0.0.1:{self.exporter_port}"
+        exporter = self._spawn(
+            [sys.executable, "-m", "exporter", "demo", "--web.listen-address", listen],
+            "exporter",
+            env,
+        )
+        _wait_http(f"http://{listen}/metrics", exporter, time.monotonic() + 30)
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [
+                {"job_name": "storagenode", "static_configs": [{"targets": [listen]}]}
+            ],
+        }
+        (self.tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
+        prom = self._spawn(
+            [
+                shutil.which("prometheus"),
+                f"--config.file={self.tmp / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.tmp / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.prom_port}",
+                "--log.level=warn",
+            ],
+            "prometheus",
+            os.environ.copy(),
+        )
+        _wait_http(f"http://127.0.0.1:{self.prom_port}/-/ready", prom, time.monotonic() + 30)
+
+    def _spawn(self, argv: list[str], name: str, env: dict) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc.log = log
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.log.close()
+
+    def query(self, target: dict) -> list[dict]:
+        expr = substitute(target["expr"])
+        now = time.time()
+        if target["instant"]:
+            params = {"query": expr, "time": f"{now:.3f}"}
+            url = f"{self.api}/query?{urllib.parse.urlencode(params)}"
+        else:
+            params = {"query": expr, "start": f"{now - 60:.3f}", "end": f"{now:.3f}", "step": "1"}
+            url = f"{self.api}/query_range?{urllib.parse.urlencode(params)}"
+        answer = json.loads(_get(url))
+        assert answer["status"] == "success", answer
+        result = answer["data"]["result"]
+        if answer["data"]["resultType"] == "scalar":
+            return [{"metric": {}, "value": result}]
+        return result
+
+    def label_values(self, selector: str, label: str) -> list[str]:
+        params = {"match[]": substitute(selector)}
+        url = f"{self.api}/label/{label}/values?{urllib.parse.urlencode(params)}"
+        return json.loads(_get(url))["data"]
+
+
+def _expected_to_have_data(uid: str, panel: dict) -> bool:
+    return (uid, panel["title"]) not in EMPTY_BY_DESIGN
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    if not shutil.which("prometheus"):
+        pytest.skip("prometheus not installed (Debian package prometheus)")
+    reason = _demo_unavailable()
+    if reason:
+        pytest.skip(reason)
+    stack = Live(tmp_path_factory.mktemp("live"))
+    try:
+        stack.start()
+        # Scrape for at least 15 s (rates need samples, the demo needs time to produce events),
+        # then until every panel expected to have data has some, at most 25 s in all.
+        started = time.monotonic()
+        wanted = [(u, p, t) for u, p, t in all_targets() if _expected_to_have_data(u, p)]
+        while True:
+            time.sleep(1)
+            elapsed = time.monotonic() - started
+            if elapsed < 15:
+                continue
+            wanted = [(u, p, t) for u, p, t in wanted if not stack.query(t)]
+            if not wanted or elapsed > 25:
+                break
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.mark.parametrize(("uid", "panel", "target"), all_targets(), ids=_ids())
+def test_panel_query_returns_data(live, uid, panel, target):
+    result = live.query(target)  # also asserts that Prometheus accepted the query
+    reason = EMPTY_BY_DESIGN.get((uid, panel["title"]))
+    if reason:
+        pytest.skip(f"empty by design: {reason}")
+    assert result, f"{uid} / {panel['title']} / {target['refId']}: no data"
+    if panel["fieldConfig"]["defaults"]["unit"] == "percentunit":  # ratios and scores
+        for series in result:
+            samples = series.get("values") or [series["value"]]
+            values = [float(v) for _, v in samples if v not in ("NaN", "+Inf", "-Inf")]
+            assert all(0 <= v <= 1 for v in values), (panel["title"], series["metric"], values)
+    if panel["type"] == "geomap":
+        for series in result:
+            location = series["metric"]
+            if "geohash" in target["expr"]:
+                assert re.fullmatch(r"[0-9b-hjkmnp-z]{1,12}", location.get("geohash", "")), series
+            else:
+                assert re.fullmatch(r"[A-Z]{2}", location.get("country", "")), series
+
+
+def test_variables_have_values(live):
+    seen = {}
+    for dash in DASHBOARDS.values():
+        for var in dash["templating"]["list"]:
+            if var["type"] == "query":
+                selector, label = label_values_selector(var["query"])
+                values = live.label_values(selector, label)
+                assert values, f"{dash['uid']} ${var['name']}: no values"
+                seen[var["name"]] = values
+    assert set(seen) == {"node", "satellite", "action"}
+    assert "demo" in seen["node"]
+    assert set(seen["action"]) <= {"GET", "PUT", "GET_AUDIT", "GET_REPAIR", "PUT_REPAIR"}
