@@ -1,0 +1,257 @@
+"""Renders the pollers' cached API data as metric families at scrape time (no I/O here)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from exporter.nodeapi.parse import Scores
+from exporter.nodeapi.poller import NodeApiPoller, Snapshot
+from exporter.satellites import SATELLITES, short_name_from_url
+
+_STALE = ("Values are kept while the node API fails and dropped once the last successful poll "
+          "is older than 3 polling intervals plus the timeout.")
+
+_DISK_HELP = {
+    "used": "Bytes the node uses inside its allocation, trash and hashstore data included "
+            "(same meaning before and after v1.143).",
+    "free": "Bytes still available for new pieces inside the allocation (capped by the free "
+            "space on the disk).",
+    "trash": "Bytes in the trash (part of storagenode_disk_used_bytes).",
+    "allocated": "Configured allocation in bytes (capped at the disk size).",
+    "overused": "Bytes used beyond the allocation.",
+    "reclaimable": "Hashstore bytes the next compaction can free (reported since v1.143, "
+                   "non-zero since v1.147; absent on older nodes).",
+}
+_SCORES = (("audit", "Audit score, 0-1 (disqualification below 0.96)."),
+           ("suspension", "Suspension (unknown audit) score, 0-1 (suspended below 0.6)."),
+           ("online", "Online score, 0-1 (suspended below 0.6; unhealthy below 0.9)."))
+_PERIODS = ("current_month", "previous_month")
+
+log = logging.getLogger("exporter.nodeapi")
+
+
+class _Gauge(GaugeMetricFamily):
+    """Drops a second sample with the same labels: one duplicate series (two satellites
+    whose hosts share a first label) would make Prometheus reject the whole scrape."""
+
+    def __init__(self, name: str, documentation: str, labels: list[str]) -> None:
+        super().__init__(name, documentation, labels=labels)
+        self._seen: set[tuple[str, ...]] = set()
+
+    def add_metric(self, labels, value, timestamp=None) -> None:  # type: ignore[override]
+        key = tuple(labels)
+        if key not in self._seen:
+            self._seen.add(key)
+            super().add_metric(labels, value, timestamp)
+
+
+def _satellite_labels(snap: Snapshot) -> dict[str, str]:
+    """Satellite ID -> label, unique within the node (a clash falls back to the ID)."""
+    labels: dict[str, str] = {}
+    used: set[str] = set()
+    if snap.info is not None:
+        for sat in snap.info.satellites:
+            label = SATELLITES.name(sat.id)
+            labels[sat.id] = label if label not in used else sat.id
+            used.add(labels[sat.id])
+    return labels
+
+
+def _fmt_wallet_labels(snaps: list[Snapshot]) -> list[str]:
+    labels = ["node", "node_id", "version", "allowed_version"]
+    return [*labels, "wallet"] if any(s.include_wallet for s in snaps) else labels
+
+
+class NodeApiCollector:
+    """A prometheus_client custom collector over a list of NodeApiPoller."""
+
+    def __init__(self, pollers: list[NodeApiPoller]) -> None:
+        self.pollers = pollers
+        self._reported = False
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        snaps = [p.snapshot() for p in self.pollers]
+        fams: dict[str, Metric] = {}
+
+        def gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
+            if name not in fams:
+                fams[name] = _Gauge(name, doc, labels)
+            return fams[name]  # type: ignore[return-value]
+
+        info_labels = _fmt_wallet_labels(snaps)
+        for snap in snaps:
+            try:
+                self._node(snap, gauge, info_labels)
+                sat_labels = _satellite_labels(snap)
+                self._satellites(snap, gauge, sat_labels)
+                self._payout(snap, gauge, sat_labels)
+            except Exception:  # a bug here must not cost the log metrics their scrape
+                if not self._reported:
+                    log.exception("node %s: cannot render the node API values", snap.node)
+                    self._reported = True
+        self._api(snaps, fams)
+        yield from (f for f in fams.values() if f.samples)
+
+    # -- node document -------------------------------------------------------------------------
+
+    @staticmethod
+    def _node(snap: Snapshot, gauge, info_labels: list[str]) -> None:
+        n = snap.node
+        gauge("storagenode_up",
+              "1 if the last poll of the node's dashboard API (/api/sno/) succeeded, else 0. "
+              + _STALE, ["node"]).add_metric([n], 1.0 if snap.up else 0.0)
+        info = snap.info
+        if info is None:
+            return
+        values = [n, info.node_id, info.version, info.allowed_version]
+        if "wallet" in info_labels:
+            values.append(info.wallet if snap.include_wallet else "")
+        gauge("storagenode_info", "Node identity and version (always 1); allowed_version is "
+              "the minimum version the network accepts.", info_labels).add_metric(values, 1.0)
+        gauge("storagenode_up_to_date", "1 if the node runs at least the minimum allowed "
+              "version (not necessarily the latest).", ["node"]).add_metric(
+                  [n], 1.0 if info.up_to_date else 0.0)
+        if info.quic_ok is not None:
+            gauge("storagenode_quic_ok", "1 if the node reports QUIC as OK.", ["node"]
+                  ).add_metric([n], 1.0 if info.quic_ok else 0.0)
+        for name, value, doc in (
+            ("storagenode_last_pinged_timestamp_seconds", info.last_pinged,
+             "Last contact from a satellite (ping or piece request), Unix time; absent until "
+             "the first contact after a node start."),
+            ("storagenode_last_quic_pinged_timestamp_seconds", info.last_quic_pinged,
+             "Last successful QUIC ping from a satellite, Unix time."),
+            ("storagenode_start_time_seconds", info.started_at,
+             "When the storagenode process started, Unix time."),
+        ):
+            if value is not None:
+                gauge(name, doc, ["node"]).add_metric([n], value)
+        disk = info.disk
+        for key, doc in _DISK_HELP.items():
+            value = getattr(disk, key)
+            if value is not None:
+                gauge(f"storagenode_disk_{key}_bytes", doc, ["node"]).add_metric([n], value)
+
+    # -- satellites ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _satellites(snap: Snapshot, gauge, sat_labels: dict[str, str]) -> None:
+        n = snap.node
+        by_url: dict[str, str] = {}
+        statuses = []
+        if snap.info is not None:
+            for sat in snap.info.satellites:
+                by_url[sat.url] = sat.id
+                statuses.append((sat_labels[sat.id], sat))
+        for label, sat in sorted(statuses, key=lambda x: x[0]):
+            gauge("storagenode_satellite_info", "Satellites the node works for (always 1).",
+                  ["node", "satellite", "satellite_id", "url"]
+                  ).add_metric([n, label, sat.id, sat.url], 1.0)
+            for key, flag, doc in (
+                ("disqualified", sat.disqualified, "1 if the satellite disqualified the node."),
+                ("suspended", sat.suspended, "1 if the satellite suspended the node."),
+                ("vetted", sat.vetted, "1 once the node is vetted on the satellite "
+                 "(reported since v1.131)."),
+            ):
+                if flag is not None:
+                    gauge(f"storagenode_satellite_{key}", doc, ["node", "satellite"]
+                          ).add_metric([n, label], 1.0 if flag else 0.0)
+
+        def label_for(url: str) -> str:
+            sat_id = by_url.get(url)
+            return sat_labels[sat_id] if sat_id else short_name_from_url(url)
+
+        scored: list[tuple[str, Scores]] = sorted(
+            ((label_for(url), s) for url, s in snap.scores.items()), key=lambda x: x[0])
+        for key, doc in _SCORES:
+            for label, scores in scored:
+                gauge(f"storagenode_satellite_{key}_score", doc, ["node", "satellite"]
+                      ).add_metric([n, label], getattr(scores, key))
+
+        months = sorted(((sat_labels.get(m.id) or SATELLITES.name(m.id), m)
+                         for m in snap.months), key=lambda x: x[0])
+        for direction, kinds in (("ingress", ("usage", "repair")),
+                                 ("egress", ("usage", "repair", "audit"))):
+            for label, month in months:
+                for kind in kinds:
+                    gauge(f"storagenode_month_{direction}_bytes",
+                          f"{direction.capitalize()} bytes this UTC month so far, by kind "
+                          "(usage, repair" + (", audit" if direction == "egress" else "")
+                          + ").", ["node", "satellite", "kind"]
+                          ).add_metric([n, label, kind], getattr(month, direction)[kind])
+        for label, month in months:
+            if month.storage_average_bytes is not None:
+                gauge("storagenode_month_storage_average_bytes",
+                      "Average bytes stored this month as the satellite tallied them "
+                      "(averageUsageBytes; compare with storagenode_disk_used_bytes).",
+                      ["node", "satellite"]).add_metric([n, label], month.storage_average_bytes)
+        for label, month in months:
+            if month.joined_at is not None:
+                gauge("storagenode_satellite_joined_timestamp_seconds",
+                      "When the node joined the satellite, Unix time (drives the held rate).",
+                      ["node", "satellite"]).add_metric([n, label], month.joined_at)
+
+    # -- money ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _payout(snap: Snapshot, gauge, sat_labels: dict[str, str]) -> None:
+        n = snap.node
+        pay = snap.payout
+        if pay is not None:
+            est = gauge("storagenode_payout_estimated_dollars",
+                        "Estimated payout in dollars after the held amount: current_month so "
+                        "far, previous_month, and current_month_expected (projected to the "
+                        "month's end).", ["node", "period"])
+            est.add_metric([n, "current_month"], pay.current_month.payout)
+            est.add_metric([n, "previous_month"], pay.previous_month.payout)
+            est.add_metric([n, "current_month_expected"], pay.current_month_expected)
+            held = gauge("storagenode_payout_held_dollars",
+                         "Dollars held back from the period's estimated earnings.",
+                         ["node", "period"])
+            comp = gauge("storagenode_payout_estimated_component_dollars",
+                         "Estimated earnings in dollars before held amount, by component: "
+                         "egress, repair_audit (repair and audit egress), disk (storage).",
+                         ["node", "period", "component"])
+            for period in _PERIODS:
+                month = getattr(pay, period)
+                held.add_metric([n, period], month.held)
+                for component in ("egress", "repair_audit", "disk"):
+                    comp.add_metric([n, period, component], getattr(month, component))
+        held_by = sorted(((sat_labels.get(h.satellite_id) or SATELLITES.name(h.satellite_id), h)
+                          for h in snap.held), key=lambda x: x[0])
+        for label, item in held_by:
+            gauge("storagenode_payout_held_total_dollars",
+                  "Dollars still held back by the satellite (total held minus returned).",
+                  ["node", "satellite"]).add_metric([n, label], item.held)
+
+    # -- the poller itself ---------------------------------------------------------------------
+
+    @staticmethod
+    def _api(snaps: list[Snapshot], fams: dict[str, Metric]) -> None:
+        duration = GaugeMetricFamily(
+            "storagenode_api_request_duration_seconds",
+            "Duration of the last poll of the endpoint (for endpoint=satellite, all "
+            "per-satellite requests of the round together).", labels=["node", "endpoint"])
+        errors = CounterMetricFamily(
+            "storagenode_api_errors",
+            "Failed, timed-out or malformed answers from the node API, by endpoint.",
+            labels=["node", "endpoint"])
+        success = GaugeMetricFamily(
+            "storagenode_api_last_success_timestamp_seconds",
+            "Unix time of the last successful poll of the endpoint.",
+            labels=["node", "endpoint"])
+        for snap in snaps:
+            for ep in snap.endpoints:
+                errors.add_metric([snap.node, ep.name], float(ep.errors))
+                if ep.duration is not None:
+                    duration.add_metric([snap.node, ep.name], ep.duration)
+                if ep.last_success is not None:
+                    success.add_metric([snap.node, ep.name], ep.last_success)
+        fams[duration.name] = duration
+        fams[errors.name] = errors
+        fams[success.name] = success

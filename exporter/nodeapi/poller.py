@@ -1,0 +1,309 @@
+"""Background polling of one node's dashboard API, cached as plain data.
+
+Each endpoint has its own daemon thread, interval and timeout, so a payout estimate that takes
+90 s on a big node never delays the 60 s node poll, and a scrape only copies the cache.
+
+Failures: every failed or malformed answer adds one to the endpoint's error count; one log
+line is written when an endpoint starts failing and one when it answers again (never one per
+poll). While an endpoint fails, its last good values stay exposed; they are dropped once the
+last success is older than STALE_INTERVALS polling intervals plus the timeout, so a dead node
+does not show frozen numbers for hours. `storagenode_up` follows the node endpoint only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import requests
+
+from exporter import __version__
+from exporter.nodeapi.client import ApiError, get_json
+from exporter.nodeapi.parse import (
+    Held,
+    Malformed,
+    NodeInfo,
+    Payout,
+    SatelliteMonth,
+    Scores,
+    parse_held,
+    parse_node,
+    parse_payout,
+    parse_satellite,
+    parse_satellites,
+)
+from exporter.satellites import SATELLITES
+
+log = logging.getLogger("exporter.nodeapi")
+
+ENDPOINTS = ("node", "satellites", "satellite", "payout", "held")
+PATHS = {
+    "node": "/api/sno/",
+    "satellites": "/api/sno/satellites",
+    "satellite": "/api/sno/satellite/{id}",
+    "payout": "/api/sno/estimated-payout",
+    "held": "/api/heldamount/held-history",
+}
+# Scores sync from the satellites every 4 h and storage every 12 h (reference §4.8), so
+# polling faster gains nothing; payout and held history change even more slowly.
+DEFAULT_INTERVALS = {"node": 60.0, "satellites": 60.0, "satellite": 300.0,
+                     "payout": 900.0, "held": 1800.0}
+DEFAULT_TIMEOUTS = {"node": 10.0, "satellites": 20.0, "satellite": 20.0,
+                    "payout": 120.0, "held": 60.0}
+STALE_INTERVALS = 3
+
+
+def _settings(given: dict[str, float] | None, defaults: dict[str, float],
+              what: str) -> dict[str, float]:
+    result = dict(defaults)
+    for key, value in (given or {}).items():
+        if key not in defaults:
+            raise ValueError(f"unknown API endpoint {key!r} in {what}; "
+                             f"known: {', '.join(ENDPOINTS)}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValueError(f"{what}[{key!r}] must be a positive number of seconds")
+        result[key] = float(value)
+    return result
+
+
+@dataclass(slots=True)
+class EndpointStats:
+    name: str
+    interval: float
+    timeout: float
+    errors: int = 0
+    ok: bool | None = None  # result of the last completed poll; None before the first
+    failing: bool = False  # drives the one-line-per-state-change logging
+    duration: float | None = None
+    last_success: float | None = None  # wall clock, exposed
+    last_success_mono: float | None = None  # monotonic, for staleness
+
+    @property
+    def stale_after(self) -> float:
+        return STALE_INTERVALS * self.interval + self.timeout
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the collector renders for one node: copies, safe to read without the lock."""
+
+    node: str
+    include_wallet: bool
+    up: bool
+    info: NodeInfo | None
+    scores: dict[str, Scores]  # by satellite address
+    months: tuple[SatelliteMonth, ...]
+    payout: Payout | None
+    held: tuple[Held, ...]
+    endpoints: tuple[EndpointStats, ...]
+
+
+@dataclass(slots=True)
+class _Cache:
+    info: NodeInfo | None = None
+    scores: dict[str, Scores] | None = None
+    months: dict[str, tuple[SatelliteMonth, float]] = field(default_factory=dict)
+    payout: Payout | None = None
+    held: tuple[Held, ...] | None = None
+
+
+class NodeApiPoller:
+    """Polls one node's dashboard API in the background; `snapshot()` never blocks on I/O."""
+
+    def __init__(
+        self,
+        node: str,
+        base_url: str,
+        *,
+        intervals: dict[str, float] | None = None,
+        timeouts: dict[str, float] | None = None,
+        include_wallet: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.node = node
+        url = base_url.strip().rstrip("/")
+        self.base_url = url if "://" in url else f"http://{url}"
+        # for log lines: never print credentials of a reverse proxy in front of the API
+        self._display_url = re.sub(r"://[^/@]*@", "://", self.base_url)
+        self.include_wallet = include_wallet
+        self._clock = clock
+        ivals = _settings(intervals, DEFAULT_INTERVALS, "intervals")
+        touts = _settings(timeouts, DEFAULT_TIMEOUTS, "timeouts")
+        self._stats = {n: EndpointStats(n, ivals[n], touts[n]) for n in ENDPOINTS}
+        self._cache = _Cache()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._have_satellites = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._polls: dict[str, Callable[[requests.Session], list[str]]] = {
+            "node": self._poll_node,
+            "satellites": self._poll_satellites,
+            "satellite": self._poll_satellite,
+            "payout": self._poll_payout,
+            "held": self._poll_held,
+        }
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """One daemon thread per endpoint; the first polls start at once."""
+        if self._threads:
+            return
+        self._stop.clear()
+        for name in ENDPOINTS:
+            thread = threading.Thread(target=self._loop, args=(name,), daemon=True,
+                                      name=f"nodeapi-{self.node}-{name}")
+            self._threads.append(thread)
+            thread.start()
+
+    def stop(self, wait: float = 1.0) -> None:
+        """Ask the threads to end; one stuck in a long request is left to finish (daemon)."""
+        self._stop.set()
+        deadline = time.monotonic() + wait
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = []
+
+    def poll_once(self) -> dict[str, bool]:
+        """Poll every endpoint once, in order, synchronously; returns endpoint -> success."""
+        with self._session() as session:
+            return {name: self._run(name, session) for name in ENDPOINTS}
+
+    def _session(self) -> requests.Session:
+        session = requests.Session()
+        # Node APIs live on the LAN: an HTTP(S)_PROXY meant for the internet would break them.
+        session.trust_env = False
+        session.headers["User-Agent"] = f"storagenode-exporter/{__version__}"
+        return session
+
+    def _loop(self, name: str) -> None:
+        stats = self._stats[name]
+        with self._session() as session:
+            while not self._stop.is_set():
+                if name == "satellite" and not self._have_satellites.is_set():
+                    self._have_satellites.wait(0.2)  # needs the satellite list first
+                    continue
+                started = time.monotonic()
+                self._run(name, session)
+                self._stop.wait(max(0.0, started + stats.interval - time.monotonic()))
+
+    # -- one poll ------------------------------------------------------------------------------
+
+    def _run(self, name: str, session: requests.Session) -> bool:
+        """Poll one endpoint, record duration/errors, log a state change; True on success."""
+        stats = self._stats[name]
+        started = time.perf_counter()
+        try:
+            errors = self._polls[name](session)
+        except (ApiError, Malformed) as exc:
+            errors = [str(exc)]
+        except Exception as exc:  # a parser bug must not end the polling thread
+            log.debug("node %s: %s poll crashed", self.node, name, exc_info=True)
+            errors = [f"unexpected {type(exc).__name__}: {exc}"]
+        if errors is None:  # nothing to poll yet (satellite list unknown)
+            return False
+        duration = time.perf_counter() - started
+        with self._lock:
+            stats.duration = duration
+            stats.errors += len(errors)
+            stats.ok = not errors
+            if not errors:
+                stats.last_success = self._clock()
+                stats.last_success_mono = time.monotonic()
+            was_failing, stats.failing = stats.failing, bool(errors)
+        where = f"{self._display_url}{PATHS[name]}"
+        if errors and not was_failing:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            log.warning("node %s: API %s failed: %s%s; keeping the last good values, "
+                        "further failures are counted in storagenode_api_errors_total "
+                        "but not logged until it answers again",
+                        self.node, where, errors[0], more)
+        elif was_failing and not errors:
+            log.info("node %s: API %s answers again", self.node, where)
+        return not errors
+
+    def _get(self, session: requests.Session, name: str, **fmt: str):
+        path = PATHS[name].format(**fmt)
+        return get_json(session, self.base_url + path, self._stats[name].timeout)
+
+    def _poll_node(self, session: requests.Session) -> list[str]:
+        info = parse_node(self._get(session, "node"))
+        for sat in info.satellites:
+            SATELLITES.learn(sat.id, sat.url)
+        with self._lock:
+            self._cache.info = info
+        self._have_satellites.set()
+        return []
+
+    def _poll_satellites(self, session: requests.Session) -> list[str]:
+        scores = parse_satellites(self._get(session, "satellites"))
+        with self._lock:
+            self._cache.scores = scores
+        return []
+
+    def _poll_satellite(self, session: requests.Session) -> list[str] | None:
+        with self._lock:
+            info = self._cache.info
+        if info is None:
+            return None
+        errors = []
+        for sat in info.satellites:
+            try:
+                month = parse_satellite(self._get(session, "satellite", id=sat.id), sat.id)
+            except (ApiError, Malformed) as exc:
+                errors.append(f"satellite {SATELLITES.name(sat.id)}: {exc}")
+                continue
+            with self._lock:
+                self._cache.months[sat.id] = (month, time.monotonic())
+        with self._lock:  # satellites the node no longer lists
+            listed = {sat.id for sat in info.satellites}
+            for sat_id in set(self._cache.months) - listed:
+                del self._cache.months[sat_id]
+        return errors
+
+    def _poll_payout(self, session: requests.Session) -> list[str]:
+        payout = parse_payout(self._get(session, "payout"))
+        with self._lock:
+            self._cache.payout = payout
+        return []
+
+    def _poll_held(self, session: requests.Session) -> list[str]:
+        held = parse_held(self._get(session, "held"))
+        for item in held:
+            SATELLITES.learn(item.satellite_id, item.url)
+        with self._lock:
+            self._cache.held = held
+        return []
+
+    # -- for the collector ---------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """Copy the cache, leaving out values older than their endpoint's stale limit."""
+        now = time.monotonic()
+        with self._lock:
+            fresh = {
+                name: s.last_success_mono is not None
+                and now - s.last_success_mono <= s.stale_after
+                for name, s in self._stats.items()
+            }
+            sat_limit = self._stats["satellite"].stale_after
+            cache = self._cache
+            return Snapshot(
+                node=self.node,
+                include_wallet=self.include_wallet,
+                up=self._stats["node"].ok is True,
+                info=cache.info if fresh["node"] else None,
+                scores=dict(cache.scores or {}) if fresh["satellites"] else {},
+                months=tuple(m for m, at in cache.months.values() if now - at <= sat_limit),
+                payout=cache.payout if fresh["payout"] else None,
+                held=(cache.held or ()) if fresh["held"] else (),
+                endpoints=tuple(
+                    EndpointStats(s.name, s.interval, s.timeout, s.errors, s.ok, s.failing,
+                                  s.duration, s.last_success, s.last_success_mono)
+                    for s in self._stats.values()
+                ),
+            )
