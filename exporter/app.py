@@ -103,7 +103,7 @@ class Exporter:
         except GeoDatabaseError as exc:
             raise ConfigError(str(exc)) from exc
         return {
-            node.name: GeoRecorder(locator, window_seconds=self.config.geo_window)
+            node.name: GeoRecorder(locator, window_seconds=self.config.geo_window, node=node.name)
             for node in self.config.nodes
             if node.log
         }
@@ -121,9 +121,20 @@ class Exporter:
         self.registry.register(NodeApiCollector(self.pollers))
 
     def _load_checkpoint(self) -> dict:
-        return {}
+        """Saved read positions by node (exporter/checkpoint.py); {} without --state-file."""
+        self.checkpointer = None
+        if not self.config.state_file:
+            return {}
+        from exporter.checkpoint import Checkpointer
+
+        self.checkpointer = Checkpointer(
+            self.config.state_file, {n.name: n.log for n in self.config.nodes if n.log}
+        )
+        return self.checkpointer.load()
 
     def start(self) -> None:
+        if getattr(self, "checkpointer", None) is not None:  # saved counters in before serving
+            self.checkpointer.start(self.runners, self.registry)
         app = make_app(self.registry, [n.name for n in self.config.nodes], self.web)
         self.httpd, _ = serve(app, self.config.listen_address, self.web)
         log.info("listening on %s", self.config.listen_address)
@@ -138,6 +149,8 @@ class Exporter:
             poller.stop()
         for runner in self.runners:
             runner.stop()
+        if getattr(self, "checkpointer", None) is not None:  # final save after the last batch
+            self.checkpointer.stop()
         if self.httpd is not None:
             self.httpd.shutdown()
         self.stopped.set()

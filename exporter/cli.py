@@ -21,7 +21,7 @@ from exporter.logsetup import setup as setup_logging
 
 log = logging.getLogger("exporter")
 
-COMMANDS = ("serve", "report", "demo")
+COMMANDS = ("serve", "report", "demo", "backfill")
 
 
 def _common_web(parser: argparse.ArgumentParser, default: str | None) -> None:
@@ -142,7 +142,7 @@ def cmd_report(argv: list[str]) -> int:
         recorders: dict = {}
 
         def geo(name):
-            return recorders.setdefault(name, GeoRecorder(locator))
+            return recorders.setdefault(name, GeoRecorder(locator, node=name))
 
         extra.append(GeoCollector(recorders))
     show = sys.stderr.isatty() and not args.no_progress
@@ -175,12 +175,21 @@ def cmd_demo(argv: list[str]) -> int:
     return demo.run(args)
 
 
+def cmd_backfill(argv: list[str]) -> int:
+    """Old logs -> Prometheus TSDB blocks (exporter/backfill.py)."""
+    from exporter import backfill
+
+    setup_logging("warn")
+    return backfill.main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in COMMANDS else "serve"
     if argv and argv[0] in COMMANDS:
         argv = argv[1:]
-    handler = {"serve": cmd_serve, "report": cmd_report, "demo": cmd_demo}[command]
+    handler = {"serve": cmd_serve, "report": cmd_report, "demo": cmd_demo,
+               "backfill": cmd_backfill}[command]
     try:
         return handler(argv)
     except ConfigError as exc:
