@@ -223,7 +223,13 @@ class ForwarderSource(Source):
             if position != self._position:  # record where reading starts, before any line
                 self._position = position
                 yield Batch([], [], position)
-        tick = min(0.5, self.heartbeat / 2)
+        # follow the forwarder's heartbeat: ping at least as often as it expects, and wait
+        # for its pings at least as long as it may stay quiet
+        theirs = ready.get("heartbeat")
+        theirs = float(theirs) if isinstance(theirs, int | float) and theirs > 0 else None
+        heartbeat = min(self.heartbeat, theirs) if theirs else self.heartbeat
+        dead_after = max(self.dead_after, 4 * theirs) if theirs else self.dead_after
+        tick = min(0.5, heartbeat / 2)
         last_received = last_sent = time.monotonic()
         while not stop.is_set():
             message = reader.read(tick)
@@ -231,9 +237,9 @@ class ForwarderSource(Source):
             seen = reader.bytes_received
             now = time.monotonic()
             if message is None:
-                if now - last_received > self.dead_after:
-                    raise ProtocolError(f"no data or heartbeat for {self.dead_after:g}s")
-                if now - last_sent >= self.heartbeat:
+                if now - last_received > dead_after:
+                    raise ProtocolError(f"no data or heartbeat for {dead_after:g}s")
+                if now - last_sent >= heartbeat:
                     sock.sendall(encode({"type": "ping", "time": time.time()}))
                     last_sent = now
                 continue
