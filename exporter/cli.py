@@ -42,7 +42,7 @@ def serve_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="storagenode-exporter",
         description="Prometheus exporter for Storj storagenodes (logs and node API). "
-        "Other commands: report, demo (see `storagenode-exporter COMMAND --help`).",
+        "Other commands: report, demo, backfill (see `storagenode-exporter COMMAND --help`).",
     )
     p.add_argument("--version", action="version", version=__version__)
     p.add_argument("--config", metavar="FILE", help="YAML config file (see docs/config.md)")

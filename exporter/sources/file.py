@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -96,6 +97,12 @@ class FileSource(Source):
         """Resume point after the last delivered line (see exporter/checkpoint.py)."""
         if self._ident is None:
             return None
+        if len(self._fingerprint) < FINGERPRINT_BYTES and self._fd is not None:
+            # the file was nearly empty when opened: take the full fingerprint now, so a
+            # renamed or copied file can be recognised by its first bytes on resume
+            current = os.pread(self._fd, FINGERPRINT_BYTES, 0)
+            if current.startswith(self._fingerprint):
+                self._fingerprint = current
         return {
             "path": self.path,
             "dev": self._ident[0],
@@ -146,7 +153,8 @@ class FileSource(Source):
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
-            self._first_open = False  # a file that appears later is new: read all of it
+            if self.resume is None:  # a file that appears later is new: read all of it
+                self._first_open = False
             if not self._waiting_logged:
                 log.warning("log file %s does not exist yet; waiting for it", self.path)
                 self._waiting_logged = True
@@ -175,19 +183,95 @@ class FileSource(Source):
 
     def _initial_offset(self, st: os.stat_result) -> int:
         resume = self.resume
-        if resume is not None:
-            if (
-                (resume.get("dev"), resume.get("ino")) == (st.st_dev, st.st_ino)
-                and self._fingerprint.startswith(bytes.fromhex(resume.get("fingerprint", "")))
-                and st.st_size >= resume.get("offset", 0)
-            ):
-                return int(resume["offset"])
-            log.warning(
-                "log file %s is not the file of the saved position; reading it from the start",
-                self.path,
-            )
+        if resume is None:
+            return 0 if self.from_start else st.st_size
+        try:
+            ident = (int(resume["dev"]), int(resume["ino"]))
+            offset = int(resume.get("offset", 0))
+            fingerprint = bytes.fromhex(resume.get("fingerprint", ""))
+        except (KeyError, TypeError, ValueError):
+            log.warning("saved position of %s is not usable; reading it from the start",
+                        self.path)
             return 0
-        return 0 if self.from_start else st.st_size
+        if (
+            ident == (st.st_dev, st.st_ino)
+            and self._fingerprint.startswith(fingerprint)
+            and st.st_size >= offset
+        ):
+            return offset
+        if offset > 0:
+            old = self._find_resume_file(ident, offset, fingerprint, (st.st_dev, st.st_ino))
+            if old is not None and self._resume_in(old, offset, fingerprint):
+                log.info(
+                    "log file %s was rotated while the exporter was not running; reading the "
+                    "rest of %s from the saved position first", self.path, old,
+                )
+                return offset
+        log.warning(
+            "log file %s is not the file of the saved position and that file was not found "
+            "next to it; reading %s from the start", self.path, self.path,
+        )
+        return 0
+
+    # ---- resuming into a file rotated while the exporter was down -------------------------
+
+    def _find_resume_file(
+        self, ident: tuple[int, int], offset: int, fingerprint: bytes,
+        current: tuple[int, int],
+    ) -> str | None:
+        """The file of a saved position, renamed or copied (copytruncate) next to the log:
+        the saved device/inode, else the saved first bytes, in both cases with its first
+        bytes matching and at least `offset` bytes long (compressed copies never match)."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            return None
+        by_fingerprint = None
+        for name in names:
+            candidate = os.path.join(directory, name)
+            try:
+                st = os.stat(candidate)
+            except OSError:
+                continue
+            here = (st.st_dev, st.st_ino)
+            if not stat.S_ISREG(st.st_mode) or st.st_size < offset or here == current:
+                continue
+            same_inode = here == ident
+            if not same_inode and (not fingerprint or by_fingerprint is not None):
+                continue
+            if self._head(candidate).startswith(fingerprint):
+                if same_inode:
+                    return candidate
+                by_fingerprint = candidate
+        return by_fingerprint
+
+    @staticmethod
+    def _head(path: str) -> bytes:
+        try:
+            with open(path, "rb") as fh:
+                return fh.read(FINGERPRINT_BYTES)
+        except OSError:
+            return b""
+
+    def _resume_in(self, path: str, offset: int, fingerprint: bytes) -> bool:
+        """Make the descriptor `_open` holds read the rotated file `path` instead; at its end
+        the usual rotation check switches to the file at `self.path`, read from 0."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            st = os.fstat(fd)
+            head = os.pread(fd, FINGERPRINT_BYTES, 0)
+            if st.st_size < offset or not head.startswith(fingerprint):
+                return False
+            os.dup2(fd, self._fd, inheritable=False)
+        finally:
+            os.close(fd)
+        self._ident = (st.st_dev, st.st_ino)
+        self._fingerprint = head
+        return True
 
     def _check_rotation(self) -> list[str] | None:
         """At EOF: None if nothing changed, else the lines flushed while switching files."""

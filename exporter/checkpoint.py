@@ -1,0 +1,563 @@
+"""Durable state: read positions and counters saved together, atomically.
+
+The node runner (exporter/runner.py) records each source position under `NodeState.lock`
+together with the counters of exactly the lines before it, so one copy taken under that lock
+is a consistent checkpoint: on restart the source resumes after the last counted line and the
+counters continue from the saved values. Nothing is counted twice, nothing is missed, and
+Prometheus sees no counter reset, also after `kill -9`.
+
+When it is written (`--state-file FILE`, serve only):
+
+* every `INTERVAL` seconds, if any node's state changed;
+* at every scrape, *after* the log metrics were rendered: every value a scraper has seen is
+  then on disk before the response is sent, so a restart never shows a smaller value than
+  Prometheus already stored (which it would take for a counter reset);
+* on shutdown, after the node threads stopped.
+
+Writes are atomic (temp file, fsync, rename, fsync of the directory). A state file that cannot
+be used (damaged, truncated, written by a newer version) is renamed aside to
+`FILE.corrupt-<time>` / `FILE.newer-<time>` with one log line, and the exporter starts fresh;
+saved nodes that are no longer configured are dropped with one log line.
+
+Not saved: the geo window gauges (they describe the last minutes only) and the Docker
+16 KiB line joiner. Started-but-unfinished transfers are saved (the newest `MAX_PENDING`), so
+`storagenode_transfers_in_flight` and the duration histograms continue exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from exporter import __version__
+from exporter.state import (
+    ACTIONS,
+    DURATION_BUCKETS,
+    SIZE_BUCKETS,
+    Histogram,
+    NodeState,
+)
+
+log = logging.getLogger("exporter.checkpoint")
+
+FORMAT = "storagenode-exporter-state"
+VERSION = 1
+INTERVAL = 5.0
+#: started transfers kept in a checkpoint; older ones count as expired starts
+MAX_PENDING = 20_000
+_STATS = ("bytes_read", "rotations", "truncations", "reconnects", "oversized_lines")
+
+
+class StateFileError(ValueError):
+    """The state file's content cannot be used; the message says why."""
+
+
+def source_kind(spec: str | None) -> str:
+    """file, docker, tcp or stdin: a saved position only fits a source of the same kind."""
+    spec = spec or ""
+    if spec == "-":
+        return "stdin"
+    if spec.startswith("tcp://"):
+        return "tcp"
+    if spec.startswith("docker:"):
+        return "docker"
+    return "file"
+
+
+# ---- NodeState <-> plain data ---------------------------------------------------------------
+
+
+def capture(state: NodeState) -> dict[str, Any]:
+    """Shallow copies of a node's state. The caller holds `state.lock`; this must be quick."""
+    return {
+        "position": state.position,  # replaced by the runner, never mutated: no copy needed
+        "lines": dict(state.lines),
+        "unparsed": state.unparsed,
+        "transfers": dict(state.transfers),
+        "bytes": dict(state.bytes),
+        "sizes": {a: (list(h.counts), h.sum) for a, h in state.sizes.items()},
+        "durations": {k: (list(h.counts), h.sum) for k, h in state.durations.items()},
+        "errors": dict(state.errors),
+        "events": dict(state.events),
+        "pending": dict(state.pending),
+        "starts_expired": state.starts_expired,
+        "top_pieces": (state.top_pieces.capacity, dict(state.top_pieces.counts)),
+        "last_timestamp": state.last_timestamp,
+    }
+
+
+def encode(cap: dict[str, Any], stats: dict[str, int] | None = None,
+           source: str | None = None) -> dict[str, Any]:
+    """A captured state as JSON-ready data (tuple keys become lists). Outside the lock."""
+    pending = list(cap["pending"].items())  # insertion order is start time order
+    dropped = max(0, len(pending) - MAX_PENDING)
+    pending = pending[dropped:]
+    return {
+        "source": source,
+        "position": cap["position"],
+        "stats": stats or {},
+        "lines": cap["lines"],
+        "unparsed": cap["unparsed"],
+        "transfers": [[*k, v] for k, v in cap["transfers"].items()],
+        "bytes": [[*k, v] for k, v in cap["bytes"].items()],
+        "size_buckets": list(SIZE_BUCKETS),
+        "sizes": {a: {"counts": c, "sum": s} for a, (c, s) in cap["sizes"].items()},
+        "duration_buckets": list(DURATION_BUCKETS),
+        "durations": [[a, r, c, s] for (a, r), (c, s) in cap["durations"].items()],
+        "errors": [[*k, v] for k, v in cap["errors"].items()],
+        "events": cap["events"],
+        "pending": [[p, a, r, when] for (p, a, r), when in pending],
+        "starts_expired": cap["starts_expired"] + dropped,
+        "top_pieces": {"capacity": cap["top_pieces"][0], "counts": cap["top_pieces"][1]},
+        "last_timestamp": cap["last_timestamp"],
+    }
+
+
+def _fail(where: str, what: str) -> StateFileError:
+    return StateFileError(f"{where}: {what}")
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _fail(where, f"expected a count, got {value!r}")
+    return value
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _fail(where, f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _fail(where, f"expected a string, got {value!r}")
+    return value
+
+
+def _mapping(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise _fail(where, f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _rows(value: Any, where: str, width: int) -> list[list]:
+    if not isinstance(value, list):
+        raise _fail(where, "expected a list")
+    for row in value:
+        if not isinstance(row, list) or len(row) != width:
+            raise _fail(where, f"expected rows of {width} items, got {row!r}")
+    return value
+
+
+def _counter_rows(value: Any, where: str, keys: int) -> dict[tuple, int]:
+    return {
+        tuple(_text(k, where) for k in row[:keys]): _count(row[keys], where)
+        for row in _rows(value, where, keys + 1)
+    }
+
+
+def _counter_map(value: Any, where: str) -> dict[str, int]:
+    return {_text(k, where): _count(v, where) for k, v in _mapping(value, where).items()}
+
+
+def _histogram(bounds: tuple[float, ...], counts: Any, total: Any, where: str) -> Histogram:
+    if not isinstance(counts, list) or len(counts) != len(bounds) + 1:
+        raise _fail(where, f"expected {len(bounds) + 1} bucket counts")
+    hist = Histogram(bounds)
+    hist.counts = [_count(c, where) for c in counts]
+    hist.sum = _number(total, where)
+    return hist
+
+
+def _position(value: Any, where: str) -> dict | None:
+    if value is None:
+        return None
+    pos = _mapping(value, where)
+    for key in ("dev", "ino", "offset"):  # file positions: checked here, trusted by the source
+        if key in pos:
+            _count(pos[key], f"{where}.{key}")
+    if "fingerprint" in pos:
+        try:
+            bytes.fromhex(_text(pos["fingerprint"], f"{where}.fingerprint"))
+        except ValueError:
+            raise _fail(f"{where}.fingerprint", "not hex") from None
+    return pos
+
+
+@dataclass
+class SavedNode:
+    """One node's decoded checkpoint, validated, ready to be put into a NodeState."""
+
+    source: str | None
+    position: dict | None
+    stats: dict[str, int]
+    values: dict[str, Any]
+    notes: list[str]
+
+
+def decode(name: str, data: Any) -> SavedNode:
+    """Validate and convert one node's saved data; StateFileError says what is wrong."""
+    w = f"nodes.{name}"
+    data = _mapping(data, w)
+    try:
+        notes: list[str] = []
+        stats = {k: _count(v, f"{w}.stats.{k}")
+                 for k, v in _mapping(data.get("stats", {}), f"{w}.stats").items()
+                 if k in _STATS}
+        sizes = {a: Histogram(SIZE_BUCKETS) for a in ACTIONS}
+        durations: dict[tuple[str, str], Histogram] = {}
+        if data["size_buckets"] == list(SIZE_BUCKETS):
+            for action, h in _mapping(data["sizes"], f"{w}.sizes").items():
+                if action in sizes:
+                    h = _mapping(h, f"{w}.sizes.{action}")
+                    sizes[action] = _histogram(SIZE_BUCKETS, h["counts"], h["sum"],
+                                               f"{w}.sizes.{action}")
+        else:
+            notes.append("size histogram buckets changed; the size histograms start over")
+        if data["duration_buckets"] == list(DURATION_BUCKETS):
+            for action, result, counts, total in _rows(data["durations"], f"{w}.durations", 4):
+                key = (_text(action, f"{w}.durations"), _text(result, f"{w}.durations"))
+                durations[key] = _histogram(DURATION_BUCKETS, counts, total, f"{w}.durations")
+        else:
+            notes.append("duration histogram buckets changed; the duration histograms start over")
+        starts = []
+        for piece, action, remote, when in _rows(data["pending"], f"{w}.pending", 4):
+            if action not in ACTIONS:
+                raise _fail(f"{w}.pending", f"unknown action {action!r}")
+            key = (_text(piece, f"{w}.pending"), action, _text(remote, f"{w}.pending"))
+            starts.append((_number(when, f"{w}.pending"), key))
+        starts.sort(key=lambda s: s[0])  # NodeState evicts the oldest in insertion order
+        pending = {key: when for when, key in starts}
+        top = _mapping(data["top_pieces"], f"{w}.top_pieces")
+        values = {
+            "lines": _counter_map(data["lines"], f"{w}.lines"),
+            "unparsed": _count(data["unparsed"], f"{w}.unparsed"),
+            "transfers": _counter_rows(data["transfers"], f"{w}.transfers", 3),
+            "bytes": _counter_rows(data["bytes"], f"{w}.bytes", 3),
+            "sizes": sizes,
+            "durations": durations,
+            "errors": _counter_rows(data["errors"], f"{w}.errors", 2),
+            "events": _counter_map(data["events"], f"{w}.events"),
+            "pending": pending,
+            "starts_expired": _count(data["starts_expired"], f"{w}.starts_expired"),
+            "top_capacity": max(1, _count(top["capacity"], f"{w}.top_pieces.capacity")),
+            "top_counts": _counter_map(top["counts"], f"{w}.top_pieces.counts"),
+            "last_timestamp": _text(data["last_timestamp"], f"{w}.last_timestamp"),
+        }
+        source = data.get("source")
+        if source is not None:
+            _text(source, f"{w}.source")
+        return SavedNode(source, _position(data.get("position"), f"{w}.position"), stats,
+                         values, notes)
+    except KeyError as exc:
+        raise _fail(w, f"missing {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, StateFileError):
+            raise
+        raise _fail(w, str(exc)) from None
+
+
+def restore(state: NodeState, saved: SavedNode) -> None:
+    """Put a decoded checkpoint into a fresh NodeState (before its runner starts)."""
+    v = saved.values
+    with state.lock:
+        state.lines = v["lines"]
+        state.unparsed = v["unparsed"]
+        state.transfers = v["transfers"]
+        state.bytes = v["bytes"]
+        state.sizes = v["sizes"]
+        state.durations = v["durations"]
+        state.errors = v["errors"]
+        state.events = v["events"]
+        state.pending = v["pending"]
+        # in_flight counts exactly the pending starts (NodeState keeps that invariant)
+        state.in_flight = dict.fromkeys(ACTIONS, 0)
+        for _piece, action, _remote in v["pending"]:
+            state.in_flight[action] += 1
+        state.starts_expired = v["starts_expired"]
+        state.top_pieces.capacity = v["top_capacity"]
+        state.top_pieces.counts.clear()  # the same dict: NodeState.feed holds on to it
+        state.top_pieces.counts.update(v["top_counts"])
+        state.last_timestamp = v["last_timestamp"]
+        state.position = saved.position
+
+
+def restore_stats(source: Any, stats: dict[str, int]) -> None:
+    """Source counters continue too (storagenode_log_source_*_total)."""
+    for key, value in stats.items():
+        setattr(source.stats, key, value)
+    splitter = getattr(source, "splitter", None)
+    if splitter is not None and "oversized_lines" in stats:
+        splitter.oversized = stats["oversized_lines"]  # sources copy this count into stats
+
+
+def source_stats(source: Any) -> dict[str, int]:
+    return {k: int(getattr(source.stats, k, 0)) for k in _STATS}
+
+
+# ---- the state file -------------------------------------------------------------------------
+
+
+def read_state_file(path: str) -> tuple[dict[str, SavedNode], str | None]:
+    """Decoded nodes, and None or the reason the file is unusable ("corrupt: ..."/"newer: ...").
+
+    A missing file is simply empty.
+    """
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        return {}, None
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return {}, f"corrupt: not valid JSON, truncated or damaged ({exc})"
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        return {}, "corrupt: not a storagenode-exporter state file"
+    version = doc.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        return {}, f"corrupt: bad format version {version!r}"
+    if version > VERSION:
+        return {}, (f"newer: format version {version} (written by storagenode-exporter "
+                    f"{doc.get('exporter_version', '?')}; this one reads up to {VERSION})")
+    nodes = doc.get("nodes")
+    if not isinstance(nodes, dict):
+        return {}, "corrupt: no nodes"
+    try:
+        return {str(name): decode(str(name), data) for name, data in nodes.items()}, None
+    except StateFileError as exc:
+        return {}, f"corrupt: {exc}"
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """temp file, fsync, rename, fsync the directory: the old or the new file, never half."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:  # some filesystems (SMB, some FUSE) cannot fsync a directory
+        pass
+    finally:
+        os.close(dfd)
+
+
+def set_aside(path: str, kind: str) -> str | None:
+    """Rename an unusable state file to PATH.<kind>-<UTC time>; returns the new name."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = f"{path}.{kind}-{stamp}"
+    n = 1
+    while os.path.exists(target):
+        n += 1
+        target = f"{path}.{kind}-{stamp}-{n}"
+    try:
+        os.rename(path, target)
+    except OSError:
+        return None
+    return target
+
+
+class Checkpointer:
+    """Loads the state file at start, saves it periodically, at scrapes and at shutdown."""
+
+    def __init__(self, path: str, node_sources: dict[str, str | None],
+                 interval: float = INTERVAL) -> None:
+        self.path = path
+        self.node_sources = node_sources  # configured nodes with a log: name -> source spec
+        self.interval = interval
+        self.saved: dict[str, SavedNode] = {}
+        self.runners: list = []
+        self._save_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._markers: dict[str, tuple] = {}
+        self._fragments: dict[str, str] = {}
+        self._failing = False
+        self._dirty = False
+        self.errors = 0
+        self.last_success = 0.0
+        self.last_duration = 0.0
+        self.last_lock_seconds = 0.0
+
+    # ---- start -------------------------------------------------------------------------
+
+    def load(self) -> dict[str, dict]:
+        """Read the state file; returns the saved read position of each configured node."""
+        with contextlib.suppress(OSError):  # left by a write interrupted by kill -9
+            os.unlink(self.path + ".tmp")
+        try:
+            nodes, problem = read_state_file(self.path)
+        except OSError as exc:
+            log.error("cannot read state file %s (%s); starting fresh, it will be overwritten",
+                      self.path, exc.strerror)
+            return {}
+        if problem is not None:
+            kind, _, why = problem.partition(": ")
+            moved = set_aside(self.path, kind)
+            where = f"moved to {moved}" if moved else "could not be moved aside"
+            log.error("state file %s is unusable, %s (%s); starting fresh", self.path, why, where)
+            return {}
+        if not nodes and not os.path.exists(self.path):
+            log.info("no state file %s yet; it is created within %.0f s", self.path,
+                     self.interval)
+            return {}
+        gone = sorted(set(nodes) - set(self.node_sources))
+        if gone:
+            log.warning("state file %s: dropping saved state of node(s) no longer configured: %s",
+                        self.path, ", ".join(gone))
+        positions = {}
+        for name, saved in nodes.items():
+            if name not in self.node_sources:
+                continue
+            self.saved[name] = saved
+            for note in saved.notes:
+                log.warning("state file %s: node %s: %s", self.path, name, note)
+            if saved.position is None:
+                continue
+            if source_kind(saved.source) != source_kind(self.node_sources[name]):
+                log.warning("node %s: log source changed from %s to %s; counters continue, the "
+                            "saved read position is not used", name, saved.source,
+                            self.node_sources[name])
+                saved.position = None
+                continue
+            positions[name] = saved.position
+        if self.saved:
+            log.info("state file %s: resuming %d node(s): %s", self.path, len(self.saved),
+                     ", ".join(sorted(self.saved)))
+        return positions
+
+    def start(self, runners: Iterable, registry=None) -> None:
+        """Put the saved counters into the nodes, then save in the background (and at each
+        scrape when `registry` is given). Call before the runners and the HTTP server start."""
+        self.runners = list(runners)
+        for runner in self.runners:
+            saved = self.saved.get(runner.name)
+            if saved is not None:
+                restore(runner.state, saved)
+                restore_stats(runner.source, saved.stats)
+        self.saved = {}
+        if registry is not None:
+            registry.register(self)  # after LogCollector: saves what a scrape has just shown
+        self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Final save; call after the runners stopped so it holds their last batch."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+        self.save()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.save()
+
+    # ---- save --------------------------------------------------------------------------
+
+    def save(self) -> bool:
+        """Write the state file if any node changed since the last write. Never raises."""
+        with self._save_lock:
+            started = time.perf_counter()
+            try:
+                changed, locked = self._refresh()
+                if not changed and not self._dirty and os.path.exists(self.path):
+                    return False
+                self._dirty = True  # until the file on disk holds the encoded state
+                write_atomic(self.path, self._document())
+                self._dirty = False
+            except Exception as exc:  # disk full, read-only volume, ...: keep serving
+                self.errors += 1
+                if not self._failing:
+                    log.error("cannot write state file %s: %s; retrying every %.0f s",
+                              self.path, exc, self.interval)
+                    self._failing = True
+                return False
+            if self._failing:
+                log.info("state file %s is written again", self.path)
+                self._failing = False
+            self.last_success = time.time()
+            self.last_duration = time.perf_counter() - started
+            self.last_lock_seconds = locked
+            return True
+
+    def _refresh(self) -> tuple[bool, float]:
+        """Re-encode the nodes whose state changed; returns (changed, seconds under locks)."""
+        changed = False
+        locked = 0.0
+        for runner in self.runners:
+            state = runner.state
+            stats = source_stats(runner.source)
+            t0 = time.perf_counter()
+            with state.lock:
+                # every line counts in lines or unparsed: the total moves with every batch
+                marker = (sum(state.lines.values()) + state.unparsed, stats["bytes_read"],
+                          state.position)
+                cap = capture(state) if marker != self._markers.get(runner.name) else None
+            locked += time.perf_counter() - t0
+            if cap is None:
+                continue
+            self._markers[runner.name] = marker
+            data = encode(cap, stats, self.node_sources.get(runner.name))
+            self._fragments[runner.name] = json.dumps(data, separators=(",", ":"))
+            changed = True
+        return changed, locked
+
+    def _document(self) -> bytes:
+        head = json.dumps({"format": FORMAT, "version": VERSION,
+                           "exporter_version": __version__, "saved_at": time.time()})
+        nodes = ",".join(f"{json.dumps(n)}:{f}" for n, f in sorted(self._fragments.items()))
+        return f'{head[:-1]}, "nodes": {{{nodes}}}}}\n'.encode()
+
+    # ---- metrics (and the save at scrape time) -------------------------------------------
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> Iterator:
+        self.save()
+        ok = GaugeMetricFamily(
+            "storagenode_exporter_checkpoint_last_success_timestamp_seconds",
+            "When the state file (--state-file) was last written.",
+        )
+        ok.add_metric([], self.last_success)
+        errors = CounterMetricFamily(
+            "storagenode_exporter_checkpoint_errors", "Failed writes of the state file."
+        )
+        errors.add_metric([], self.errors)
+        took = GaugeMetricFamily(
+            "storagenode_exporter_checkpoint_duration_seconds",
+            "Time the last state file write took (copy, encode, write, fsync).",
+        )
+        took.add_metric([], self.last_duration)
+        yield from (ok, errors, took)
+
+
+__all__ = ["FORMAT", "VERSION", "Checkpointer", "StateFileError", "read_state_file"]
