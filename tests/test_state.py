@@ -113,3 +113,26 @@ def test_parse_line_variants_agree():
     events = [parse_line(x) for x in (title, snake, reordered, caller, crlf)]
     assert all(e == events[0] for e in events), events
     assert events[0][5:10] == ("PUT", US1, 42, "A", "1.2.3.4:5")
+
+
+def test_inline_fast_path_agrees_with_parse_and_apply():
+    """NodeState.feed handles common lines inline; the result must equal the general path."""
+    from pathlib import Path
+
+    from exporter.loggen import LogGenerator
+
+    fixtures = Path(__file__).parent / "fixtures" / "logs"
+    corpora = [p.read_text(encoding="utf-8", errors="replace").split("\n")
+               for p in sorted(fixtures.glob("*.log"))]
+    for era in ("v1.76", "v1.99", "v1.120", "v1.146"):
+        corpora.append([x.rstrip("\n") for x in LogGenerator(era=era, seed=7).lines(3000, T0)])
+    for lines in corpora:
+        fast, slow = NodeState("n"), NodeState("n")
+        fast.feed(lines, None)
+        for line in lines:
+            event = parse_line(line)
+            if event is None:
+                slow.unparsed += 1
+            else:
+                slow.apply(event, None)
+        assert fast.snapshot() == slow.snapshot()
