@@ -28,18 +28,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-OUT = BENCH / "out"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from run import OUT, ROOT, make_out
 
-def make_out() -> None:
-    """bench/out/ holds big generated files: keep it out of git without touching .gitignore."""
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / ".gitignore").write_text("*\n")
-sys.path.insert(0, str(ROOT))
-
-from exporter.loggen import LogGenerator  # noqa: E402
+from exporter.loggen import LogGenerator
 
 TARGET_CORE_PERCENT = 1.0
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -18,7 +18,6 @@ how the blocks meet the live exporter's series without double counting (`--until
 from __future__ import annotations
 
 import argparse
-import gzip
 import heapq
 import logging
 import os
@@ -29,14 +28,13 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import IO
 
 from prometheus_client.utils import floatToGoString
 
 from exporter.collector import LogCollector
 from exporter.config import ConfigError, parse_node_flag
 from exporter.parser import parse_line
-from exporter.report import Progress
+from exporter.report import Progress, open_log
 from exporter.runner import NodeRunner
 from exporter.sources.base import Source
 from exporter.sources.docker import DockerJsonSource
@@ -128,15 +126,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---- reading --------------------------------------------------------------------------------
-
-
-def open_log(path: str) -> IO[bytes]:
-    fh = open(path, "rb")  # noqa: SIM115 - returned to the caller
-    if fh.read(2) == b"\x1f\x8b":
-        fh.close()
-        return gzip.open(path, "rb")
-    fh.seek(0)
-    return fh
 
 
 def read_lines(spec: str, progress: Progress | None = None) -> Iterator[list[str]]:

@@ -6,6 +6,7 @@ flag), e.g. `exporter.yml: nodes[1].lgo: unknown key (known: api, from_start, lo
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,7 @@ class Config:
     forwarder_token_file: str | None = None
     include_wallet: bool = False
     pairing_timeout: float = 3600.0
-    poll_interval: float = 1.0
+    poll_interval: float = 0.1
 
     def node(self, name: str) -> NodeConfig:
         """The node called `name`, created if it is not configured yet."""
@@ -205,3 +206,13 @@ def parse_listen_address(value: str, where: str = "--web.listen-address") -> tup
         raise ConfigError(f"{where}: expected HOST:PORT, got {value!r}")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses: the only ones served without auth."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

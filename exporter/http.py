@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import ipaddress
 import logging
 import socket
 import ssl
@@ -24,7 +23,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from exporter import __version__
-from exporter.config import ConfigError, parse_listen_address, yaml_problem
+from exporter.config import ConfigError, is_loopback, parse_listen_address, yaml_problem
 
 log = logging.getLogger("exporter.http")
 
@@ -195,15 +194,6 @@ def make_app(registry: CollectorRegistry, nodes: list[str], web: WebConfig | Non
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format, *args):
         pass
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(app, listen_address: str, web: WebConfig | None = None):

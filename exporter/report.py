@@ -26,7 +26,8 @@ from exporter.state import ACTIONS, NodeState
 CHUNK = 1 << 20
 
 
-def _open(path: str) -> IO[bytes]:
+def open_log(path: str) -> IO[bytes]:
+    """A log file for reading bytes, decompressed if it is gzip (by its magic bytes)."""
     fh = open(path, "rb")  # noqa: SIM115 - returned to the caller
     if fh.read(2) == b"\x1f\x8b":
         fh.close()
@@ -68,7 +69,7 @@ def read_whole(path: str, state: NodeState, source: Source, show_progress: bool)
     splitter = LineSplitter()
     progress = Progress(os.path.basename(path), os.path.getsize(path), show_progress)
     lines_done = 0
-    with _open(path) as fh:
+    with open_log(path) as fh:
         raw = getattr(fh, "fileobj", None) or fh  # compressed position for .gz
         while data := fh.read(CHUNK):
             source.stats.bytes_read += len(data)

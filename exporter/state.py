@@ -178,7 +178,9 @@ class NodeState:
                     and (level := level_names(level)) is not None
                 ):
                     phase, shapes = kind
-                    m = shapes[fields[2] != "P" and '"Piece ID"' not in fields].search(fields)
+                    shape = shapes[fields[2] != "P" and '"Piece ID"' not in fields]
+                    # the piece fields start right after `{"process": "storagenode", `
+                    m = shape.match(fields, 27) or shape.search(fields)
                     if m is not None:
                         piece, satellite, action, size, remote = m.groups()
                         if action in ACTIONS_SET:

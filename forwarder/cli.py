@@ -7,7 +7,6 @@ Secrets never come from argv (other users can read it in `ps`): the token is rea
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import signal
@@ -16,6 +15,7 @@ import ssl
 import sys
 import time
 
+from exporter.config import is_loopback
 from exporter.logsetup import setup as setup_logging
 from forwarder import __version__
 from forwarder.protocol import DEFAULT_PORT, TOKEN_ENV, read_token_file
@@ -91,15 +91,6 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise UsageError(f"--listen {value}: expected ADDR:PORT")
     return host or "0.0.0.0", int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def load_token(args: argparse.Namespace) -> bytes | None:

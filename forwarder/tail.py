@@ -22,12 +22,9 @@ from typing import Any
 from exporter.sources.base import Batch
 from exporter.sources.docker import DockerJsonSource
 from exporter.sources.file import FINGERPRINT_BYTES, FileSource
+from exporter.sources.rotated import find_saved_file, matches, newer_siblings, read_head
 
 log = logging.getLogger("forwarder.tail")
-
-#: Rotated files with these endings are compressed; their bytes are not log lines.
-COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip")
-
 
 @dataclass
 class LogSpec:
@@ -42,18 +39,6 @@ class LogSpec:
         return "docker" if self.docker else "plain"
 
 
-def _head(path: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(FINGERPRINT_BYTES)
-    except OSError:
-        return b""
-
-
-def _matches(st: os.stat_result, head: bytes, pos: dict[str, Any], fingerprint: bytes) -> bool:
-    return head.startswith(fingerprint) and st.st_size >= int(pos.get("offset", 0))
-
-
 def position_of(path: str, offset: int | None) -> dict[str, Any] | None:
     """A FileSource-style position for `path` at `offset` (None: its end); None if missing."""
     try:
@@ -65,7 +50,7 @@ def position_of(path: str, offset: int | None) -> dict[str, Any] | None:
         "dev": st.st_dev,
         "ino": st.st_ino,
         "offset": st.st_size if offset is None else offset,
-        "fingerprint": _head(path).hex(),
+        "fingerprint": read_head(path).hex(),
     }
 
 
@@ -90,71 +75,6 @@ class Plan:
     note: str = ""
 
 
-def find_saved_file(path: str, pos: dict[str, Any]) -> tuple[str, os.stat_result] | None:
-    """The file the position belongs to, in the log's directory, other than the live file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fingerprint = bytes.fromhex(pos.get("fingerprint", ""))
-    want = (pos["dev"], pos["ino"])
-    try:
-        live = os.stat(path)
-        live_ident = (live.st_dev, live.st_ino)
-    except OSError:
-        live_ident = None
-    by_fingerprint = None
-    try:
-        entries = list(os.scandir(directory))
-    except OSError as exc:
-        log.warning("cannot list %s to find the rotated log: %s", directory, exc)
-        return None
-    for entry in entries:
-        try:
-            if not entry.is_file():
-                continue
-            st = entry.stat()
-        except OSError:
-            continue
-        ident = (st.st_dev, st.st_ino)
-        if ident == live_ident or entry.name.endswith(COMPRESSED):
-            continue
-        if ident != want and not fingerprint:
-            continue  # an empty fingerprint identifies nothing on its own
-        head = _head(entry.path)
-        if not _matches(st, head, pos, fingerprint):
-            continue
-        if ident == want:
-            return entry.path, st
-        if by_fingerprint is None:
-            by_fingerprint = (entry.path, st)
-    return by_fingerprint
-
-
-def newer_siblings(path: str, after: os.stat_result, skip: set[tuple[int, int]]) -> list[str]:
-    """Rotated files of the same log written after `after` (oldest first).
-
-    Covers more than one rotation during a disconnect (node.log.1 then node.log.2 ...).
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
-    found = []
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.name.startswith(base) or entry.name.endswith(COMPRESSED):
-            continue
-        try:
-            if not entry.is_file():
-                continue
-            st = entry.stat()
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) in skip or st.st_mtime_ns <= after.st_mtime_ns:
-            continue
-        found.append((st.st_mtime_ns, entry.path))
-    return [p for _, p in sorted(found)]
-
-
 def plan(spec: LogSpec, pos: dict[str, Any] | None, from_start: bool) -> Plan:
     """Decide where reading starts for a client that saved `pos` (None: a new client)."""
     path = spec.path
@@ -172,7 +92,7 @@ def plan(spec: LogSpec, pos: dict[str, Any] | None, from_start: bool) -> Plan:
     except OSError:
         st = None
     same_file = st is not None and (st.st_dev, st.st_ino) == (pos["dev"], pos["ino"])
-    if same_file and _matches(st, _head(path), pos, fingerprint):
+    if same_file and matches(st, read_head(path), pos, fingerprint):
         live = {**pos, "path": path}
         return Plan(live_resume=live, start=live, note=f"resuming at offset {pos['offset']}")
     found = find_saved_file(path, pos)

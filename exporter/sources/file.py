@@ -9,15 +9,19 @@ path's identity (device, inode) and the file's first bytes with what it has open
 * same inode but shorter than our offset, or different first bytes: the file was truncated
   (copytruncate); reading restarts at 0 (truncation).
 
-A missing file is waited for. Filesystem events (watchdog/inotify) wake the tailer at once;
-a poll every `poll_interval` seconds covers filesystems without events (NFS, SMB).
+A missing file is waited for. New data is found by a cheap poll every `poll_interval`
+seconds (default 0.1 s: one read per tenth of a second however many lines were written, so a
+node writing each line separately costs no more than one writing in bursts). Filesystem
+events (watchdog/inotify) wake the tailer at once when the file is created, renamed or
+deleted; modification events are not asked for, because one per written line costs more
+CPU than the lines themselves. On filesystems without events (NFS, SMB) the poll finds
+rotations too.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -25,11 +29,11 @@ from typing import Any
 
 from exporter.sources.base import Batch, Source
 from exporter.sources.lines import LineSplitter
+from exporter.sources.rotated import FINGERPRINT_BYTES, find_saved_file
 
 log = logging.getLogger("exporter.source")
 
 CHUNK = 256 * 1024
-FINGERPRINT_BYTES = 64
 
 
 class _Wakeup:
@@ -38,7 +42,12 @@ class _Wakeup:
     def __init__(self, path: str, event: threading.Event) -> None:
         self.observer = None
         try:
-            from watchdog.events import FileSystemEventHandler
+            from watchdog.events import (
+                FileCreatedEvent,
+                FileDeletedEvent,
+                FileMovedEvent,
+                FileSystemEventHandler,
+            )
             from watchdog.observers import Observer
         except ImportError:  # pragma: no cover - watchdog is a dependency
             return
@@ -54,7 +63,10 @@ class _Wakeup:
         try:
             observer = Observer()
             observer.daemon = True
-            observer.schedule(Handler(), directory, recursive=False)
+            observer.schedule(
+                Handler(), directory, recursive=False,
+                event_filter=[FileCreatedEvent, FileMovedEvent, FileDeletedEvent],
+            )
             observer.start()
             self.observer = observer
         except (OSError, RuntimeError) as exc:
@@ -72,7 +84,7 @@ class FileSource(Source):
         *,
         from_start: bool = False,
         resume: dict[str, Any] | None = None,
-        poll_interval: float = 1.0,
+        poll_interval: float = 0.1,
         max_line_bytes: int = 1 << 20,
         watch: bool = True,
     ) -> None:
@@ -200,7 +212,8 @@ class FileSource(Source):
         ):
             return offset
         if offset > 0:
-            old = self._find_resume_file(ident, offset, fingerprint, (st.st_dev, st.st_ino))
+            found = find_saved_file(self.path, {**resume, "dev": ident[0], "ino": ident[1]})
+            old = found[0] if found else None
             if old is not None and self._resume_in(old, offset, fingerprint):
                 log.info(
                     "log file %s was rotated while the exporter was not running; reading the "
@@ -214,45 +227,6 @@ class FileSource(Source):
         return 0
 
     # ---- resuming into a file rotated while the exporter was down -------------------------
-
-    def _find_resume_file(
-        self, ident: tuple[int, int], offset: int, fingerprint: bytes,
-        current: tuple[int, int],
-    ) -> str | None:
-        """The file of a saved position, renamed or copied (copytruncate) next to the log:
-        the saved device/inode, else the saved first bytes, in both cases with its first
-        bytes matching and at least `offset` bytes long (compressed copies never match)."""
-        directory = os.path.dirname(os.path.abspath(self.path))
-        try:
-            names = sorted(os.listdir(directory))
-        except OSError:
-            return None
-        by_fingerprint = None
-        for name in names:
-            candidate = os.path.join(directory, name)
-            try:
-                st = os.stat(candidate)
-            except OSError:
-                continue
-            here = (st.st_dev, st.st_ino)
-            if not stat.S_ISREG(st.st_mode) or st.st_size < offset or here == current:
-                continue
-            same_inode = here == ident
-            if not same_inode and (not fingerprint or by_fingerprint is not None):
-                continue
-            if self._head(candidate).startswith(fingerprint):
-                if same_inode:
-                    return candidate
-                by_fingerprint = candidate
-        return by_fingerprint
-
-    @staticmethod
-    def _head(path: str) -> bytes:
-        try:
-            with open(path, "rb") as fh:
-                return fh.read(FINGERPRINT_BYTES)
-        except OSError:
-            return b""
 
     def _resume_in(self, path: str, offset: int, fingerprint: bytes) -> bool:
         """Make the descriptor `_open` holds read the rotated file `path` instead; at its end
@@ -304,11 +278,34 @@ class FileSource(Source):
             return None
         log.info("log file %s was truncated (copytruncate); reading it from the start", self.path)
         self.stats.truncations += 1
-        rest = self.splitter.flush()
+        rest = self._rest_of_copy()
+        rest.extend(self.splitter.flush())
         os.lseek(self._fd, 0, os.SEEK_SET)
         self._offset = 0
         self._fingerprint = os.pread(self._fd, FINGERPRINT_BYTES, 0)
         return rest
+
+    def _rest_of_copy(self) -> list[str]:
+        """Lines written after our last read and before the truncation survive only in the
+        copy logrotate made: find it by our fingerprint and read it from our offset."""
+        if not self._fingerprint or self._offset == 0:
+            return []
+        saved = {"dev": self._ident[0], "ino": self._ident[1], "offset": self._offset,
+                 "fingerprint": self._fingerprint.hex()}
+        found = find_saved_file(self.path, saved)
+        if found is None:
+            return []
+        lines: list[str] = []
+        try:
+            with open(found[0], "rb") as copy:
+                copy.seek(self._offset)
+                while data := copy.read(CHUNK):
+                    self.stats.bytes_read += len(data)
+                    lines.extend(self.splitter.feed(data))
+        except OSError as exc:
+            log.warning("cannot read the rest of %s from its copy %s: %s", self.path,
+                        found[0], exc)
+        return lines
 
     def _close(self) -> None:
         if self._fd is not None:
