@@ -1276,7 +1276,8 @@ def traffic_map() -> dict:
         "storj-traffic-map",
         "Storj / Traffic map",
         "Where traffic comes from: world maps of transfers and bytes by geohash cell and by "
-        "country, per action.",
+        "country, per action. Needs --geoip-db (docs/geo.md). With a DB-IP database: IP "
+        "Geolocation by DB-IP (https://db-ip.com).",
         [NODE_VAR, ACTION_VAR],
         items,
     )
