@@ -13,19 +13,11 @@ import threading
 from bisect import bisect_left
 from datetime import datetime
 
-from exporter.parser import ACTIONS as ACTIONS_SET
-from exporter.parser import LEVELS, OTHER, PIECESTORE, START, parse_line
+from exporter.parser import COMMON_LINE_RE, OTHER, START, parse_line
 
 ACTIONS = ("GET", "GET_AUDIT", "GET_REPAIR", "PUT", "PUT_REPAIR")
 RESULTS = ("success", "canceled", "failed")
 INGRESS_ACTIONS = frozenset({"PUT", "PUT_REPAIR"})
-
-# The lines `feed` handles inline: successes and starts (failures and cancels need more).
-COMMON_PIECESTORE = {
-    message: (phase, shapes)
-    for message, (phase, result, shapes) in PIECESTORE.items()
-    if result in (None, "success")
-}
 
 # Piece sizes: storj pieces run from a few bytes up to ~2.3 MiB (64 MiB segment / 29).
 SIZE_BUCKETS: tuple[float, ...] = (
@@ -148,15 +140,19 @@ class NodeState:
         """Apply a batch of lines. `read_time` as in exporter.sources.base.Batch; None when
         reading old logs (durations then come from the log timestamps).
 
-        The common lines (`uploaded`, `downloaded`, `… started` at the usual layout) are
-        handled inline, with the parser's own regexes; every other line goes through
-        `parse_line` + `apply`. tests/test_state.py checks both paths agree line for line.
+        The common lines (successes and `... started`, see parser.COMMON_LINE_RE) are found
+        in the whole batch by one regex scan and applied inline; the lines between them go
+        through `parse_line` + `apply`, in order. tests/test_state.py checks that both paths
+        give the same state.
         """
-        times = read_time if isinstance(read_time, list) else itertools.repeat(read_time)
-        parse = parse_line
-        apply = self.apply
-        common = COMMON_PIECESTORE.get
-        level_names = LEVELS.get
+        if not lines:
+            return
+        if isinstance(read_time, list):  # per-line times (Docker, forwarder): line by line
+            for line, t in zip(lines, read_time, strict=True):
+                self._line(line, t)
+            return
+        text = "\n".join(lines)
+        other = self._line
         levels = self.lines
         transfers = self.transfers
         nbytes = self.bytes
@@ -164,60 +160,56 @@ class NodeState:
         top_add = self.top_pieces.add
         top_counts = self.top_pieces.counts
         geo = self.geo
-        for line, t in zip(lines, times):  # noqa: B905 - times may be an endless repeat
-            parts = line.split("\t")
-            if len(parts) == 5:
-                ts, level, logger, message, fields = parts
-                kind = common(message) if logger == "piecestore" else None
-                if (
-                    kind is not None
-                    and ts[10:11] == "T"
-                    and fields[-1:] == "}"
-                    and fields[:1] == "{"
-                    and ts[4:5] == "-"
-                    and (level := level_names(level)) is not None
-                ):
-                    phase, shapes = kind
-                    shape = shapes[fields[2] != "P" and '"Piece ID"' not in fields]
-                    # the piece fields start right after `{"process": "storagenode", `
-                    m = shape.match(fields, 27) or shape.search(fields)
-                    if m is not None:
-                        piece, satellite, action, size, remote = m.groups()
-                        if action in ACTIONS_SET:
-                            try:
-                                levels[level] += 1
-                            except KeyError:
-                                levels[level] = 1
-                            self.last_timestamp = ts
-                            if phase == START:
-                                self._start(ts, action, piece, remote, t)
-                                continue
-                            key = (satellite, action, "success")
-                            try:
-                                transfers[key] += 1
-                            except KeyError:
-                                self._new_satellite(satellite)
-                                transfers[key] += 1
-                            size = int(size)
-                            nbytes[key] += size
-                            hist = sizes[action]
-                            hist.counts[bisect_left(hist.bounds, size)] += 1
-                            hist.sum += size
-                            if action == "GET":
-                                if piece in top_counts:
-                                    top_counts[piece] += 1
-                                else:
-                                    top_add(piece)
-                            if self.pending:
-                                self._finish(ts, action, "success", piece, remote, t)
-                            if geo is not None and remote:
-                                geo.record(action, remote, size, t)
-                            continue
-            event = parse(line)
-            if event is None:
-                self.unparsed += 1
-            else:
-                apply(event, t)
+        pos = 0
+        for m in COMMON_LINE_RE.finditer(text):
+            start = m.start()
+            if start != pos:  # the lines in between, each ended by the "\n" before `start`
+                for line in text[pos : start - 1].split("\n"):
+                    other(line, read_time)
+            pos = m.end() + 1
+            ts, level, message, piece, satellite, action, dsize, dremote, uremote, usize = (
+                m.groups()
+            )
+            level = "info" if level == "INFO" else "debug"
+            try:
+                levels[level] += 1
+            except KeyError:
+                levels[level] = 1
+            self.last_timestamp = ts
+            remote = dremote if dremote is not None else uremote
+            if message[-1] == "d" and message[-3] == "t":  # "... started"
+                self._start(ts, action, piece, remote, read_time)
+                continue
+            key = (satellite, action, "success")
+            try:
+                transfers[key] += 1
+            except KeyError:
+                self._new_satellite(satellite)
+                transfers[key] += 1
+            size = int(dsize or usize)
+            nbytes[key] += size
+            hist = sizes[action]
+            hist.counts[bisect_left(hist.bounds, size)] += 1
+            hist.sum += size
+            if action == "GET":
+                if piece in top_counts:
+                    top_counts[piece] += 1
+                else:
+                    top_add(piece)
+            if self.pending:
+                self._finish(ts, action, "success", piece, remote, read_time)
+            if geo is not None and remote:
+                geo.record(action, remote, size, read_time)
+        if pos <= len(text):
+            for line in text[pos:].split("\n"):
+                other(line, read_time)
+
+    def _line(self, line: str, read_time: float | None) -> None:
+        event = parse_line(line)
+        if event is None:
+            self.unparsed += 1
+        else:
+            self.apply(event, read_time)
 
     def apply(self, event: tuple, read_time: float | None) -> None:
         level = event[1]
@@ -285,9 +277,13 @@ class NodeState:
         return logged
 
     def _start(self, ts: str, action: str, piece: str, remote: str, read_time) -> None:
-        when = self._event_time(ts, read_time)
-        if when is None:
-            return
+        clock = self._clock
+        if read_time is None and ts == clock._last:  # old logs: the cached log time
+            when = clock._value
+        else:
+            when = self._event_time(ts, read_time)
+            if when is None:
+                return
         if when > self._newest:
             self._newest = when
         if when >= self._next_sweep:
@@ -307,13 +303,19 @@ class NodeState:
         if started is None:
             return
         self.in_flight[action] -= 1
-        when = self._event_time(ts, read_time)
-        if when is None:
-            return
+        clock = self._clock
+        if read_time is None and ts == clock._last:  # old logs: the cached log time
+            when = clock._value
+        else:
+            when = self._event_time(ts, read_time)
+            if when is None:
+                return
         hist = self.durations.get((action, result))
         if hist is None:
             hist = self.durations[(action, result)] = Histogram(DURATION_BUCKETS)
-        hist.observe(max(0.0, when - started))
+        elapsed = when - started if when > started else 0.0
+        hist.counts[bisect_left(hist.bounds, elapsed)] += 1
+        hist.sum += elapsed
 
     def _sweep(self) -> None:
         """Drop starts older than the pairing timeout (their finish line never came)."""
