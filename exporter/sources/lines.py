@@ -40,15 +40,14 @@ class LineSplitter:
         else:
             text = buf[:cut].decode("utf-8", "replace")
             self._partial = buf[cut + 1 :]
-            if cut > self.max_line_bytes:  # only then can a line be too long: look
-                text_lines = text.split("\n")
+            text_lines = text.split("\n")
+            # only a long chunk can hold a line that is too long: then look (in C first)
+            if cut > self.max_line_bytes and max(map(len, text_lines)) > self.max_line_bytes:
                 for i, line in enumerate(text_lines):
                     if len(line) > self.max_line_bytes:
                         text_lines[i] = ""
                         self.oversized += 1
-                lines.extend(text_lines)
-            else:
-                lines.extend(text.split("\n"))
+            lines.extend(text_lines)
         if len(self._partial) > self.max_line_bytes:
             self._partial = b""
             self._skipping = True
