@@ -79,19 +79,10 @@ def source_kind(spec: str | None) -> str:
 def capture(state: NodeState) -> dict[str, Any]:
     """Shallow copies of a node's state. The caller holds `state.lock`; this must be quick."""
     return {
+        **state.counters(),
         "position": state.position,  # replaced by the runner, never mutated: no copy needed
-        "lines": dict(state.lines),
-        "unparsed": state.unparsed,
-        "transfers": dict(state.transfers),
-        "bytes": dict(state.bytes),
-        "sizes": {a: (list(h.counts), h.sum) for a, h in state.sizes.items()},
-        "durations": {k: (list(h.counts), h.sum) for k, h in state.durations.items()},
-        "errors": dict(state.errors),
-        "events": dict(state.events),
         "pending": dict(state.pending),
-        "starts_expired": state.starts_expired,
         "top_pieces": (state.top_pieces.capacity, dict(state.top_pieces.counts)),
-        "last_timestamp": state.last_timestamp,
     }
 
 

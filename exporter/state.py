@@ -277,13 +277,9 @@ class NodeState:
         return logged
 
     def _start(self, ts: str, action: str, piece: str, remote: str, read_time) -> None:
-        clock = self._clock
-        if read_time is None and ts == clock._last:  # old logs: the cached log time
-            when = clock._value
-        else:
-            when = self._event_time(ts, read_time)
-            if when is None:
-                return
+        when = self._event_time(ts, read_time)
+        if when is None:
+            return
         if when > self._newest:
             self._newest = when
         if when >= self._next_sweep:
@@ -303,13 +299,9 @@ class NodeState:
         if started is None:
             return
         self.in_flight[action] -= 1
-        clock = self._clock
-        if read_time is None and ts == clock._last:  # old logs: the cached log time
-            when = clock._value
-        else:
-            when = self._event_time(ts, read_time)
-            if when is None:
-                return
+        when = self._event_time(ts, read_time)
+        if when is None:
+            return
         hist = self.durations.get((action, result))
         if hist is None:
             hist = self.durations[(action, result)] = Histogram(DURATION_BUCKETS)
@@ -340,22 +332,28 @@ class NodeState:
 
     # ---- reading (scrape thread) ------------------------------------------------------------
 
+    def counters(self) -> dict:
+        """Copies of the counters and histograms; the caller holds `self.lock`."""
+        return {
+            "lines": dict(self.lines),
+            "unparsed": self.unparsed,
+            "transfers": dict(self.transfers),
+            "bytes": dict(self.bytes),
+            "sizes": {a: (list(h.counts), h.sum) for a, h in self.sizes.items()},
+            "durations": {k: (list(h.counts), h.sum) for k, h in self.durations.items()},
+            "errors": dict(self.errors),
+            "events": dict(self.events),
+            "starts_expired": self.starts_expired,
+            "last_timestamp": self.last_timestamp,
+        }
+
     def snapshot(self) -> dict:
         """A consistent copy of everything the collector renders."""
         with self.lock:
             return {
-                "lines": dict(self.lines),
-                "unparsed": self.unparsed,
-                "transfers": dict(self.transfers),
-                "bytes": dict(self.bytes),
-                "sizes": {a: (list(h.counts), h.sum) for a, h in self.sizes.items()},
-                "durations": {k: (list(h.counts), h.sum) for k, h in self.durations.items()},
-                "errors": dict(self.errors),
-                "events": dict(self.events),
+                **self.counters(),
                 "in_flight": dict(self.in_flight),
-                "starts_expired": self.starts_expired,
                 "top_pieces": self.top_pieces.top(),
-                "last_timestamp": self.last_timestamp,
             }
 
 

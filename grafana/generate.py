@@ -1283,6 +1283,26 @@ def traffic_map() -> dict:
     )
 
 
+def score_panel(title: str, score: str, limit: float, verb: str, soft_min: float) -> dict:
+    """A satellite score per node and satellite, with the satellite's limit as a dashed line."""
+    return timeseries(
+        title,
+        f"Per satellite; the satellite {verb} the node below {limit} (dashed line).",
+        [
+            q(
+                f"max by (node, satellite) (storagenode_satellite_{score}_score{{{NS}}})",
+                "{{node}} {{satellite}}",
+            )
+        ],
+        "percentunit",
+        w=8,
+        thresholds=steps((None, "red"), (limit, "green")),
+        threshold_style="dashed",
+        maximum=1,
+        soft_min=soft_min,
+    )
+
+
 def reputation_capacity() -> dict:
     used_ratio = (
         f"max by (node) (storagenode_disk_used_bytes{{{N}}} / "
@@ -1311,54 +1331,9 @@ def reputation_capacity() -> dict:
             thresholds=GREEN,
             w=8,
         ),
-        timeseries(
-            "Audit score",
-            f"Per satellite; the satellite disqualifies the node below {DQ_AUDIT} (dashed line).",
-            [
-                q(
-                    f"max by (node, satellite) (storagenode_satellite_audit_score{{{NS}}})",
-                    "{{node}} {{satellite}}",
-                )
-            ],
-            "percentunit",
-            w=8,
-            thresholds=steps((None, "red"), (DQ_AUDIT, "green")),
-            threshold_style="dashed",
-            maximum=1,
-            soft_min=0.9,
-        ),
-        timeseries(
-            "Suspension score",
-            f"Per satellite; the satellite suspends the node below {SUSPENSION} (dashed line).",
-            [
-                q(
-                    f"max by (node, satellite) (storagenode_satellite_suspension_score{{{NS}}})",
-                    "{{node}} {{satellite}}",
-                )
-            ],
-            "percentunit",
-            w=8,
-            thresholds=steps((None, "red"), (SUSPENSION, "green")),
-            threshold_style="dashed",
-            maximum=1,
-            soft_min=0.5,
-        ),
-        timeseries(
-            "Online score",
-            f"Per satellite; the satellite suspends the node below {SUSPENSION} (dashed line).",
-            [
-                q(
-                    f"max by (node, satellite) (storagenode_satellite_online_score{{{NS}}})",
-                    "{{node}} {{satellite}}",
-                )
-            ],
-            "percentunit",
-            w=8,
-            thresholds=steps((None, "red"), (SUSPENSION, "green")),
-            threshold_style="dashed",
-            maximum=1,
-            soft_min=0.5,
-        ),
+        score_panel("Audit score", "audit", DQ_AUDIT, "disqualifies", soft_min=0.9),
+        score_panel("Suspension score", "suspension", SUSPENSION, "suspends", soft_min=0.5),
+        score_panel("Online score", "online", SUSPENSION, "suspends", soft_min=0.5),
         table(
             "Satellite status",
             "Disqualified, suspended and vetted flags per node and satellite.",
