@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -57,7 +58,9 @@ def serve_parser() -> argparse.ArgumentParser:
                    help="read existing log files from their start (default: from the end)")
     p.add_argument("--geoip-db", metavar="FILE", help="GeoIP2/GeoLite2/DB-IP city .mmdb")
     p.add_argument("--state-file", metavar="FILE",
-                   help="keep read positions and counters here across restarts")
+                   default=os.environ.get("STORAGENODE_EXPORTER_STATE_FILE") or None,
+                   help="keep read positions and counters here across restarts (default: "
+                   "$STORAGENODE_EXPORTER_STATE_FILE, which the Docker image sets)")
     p.add_argument("--forwarder-token-file", metavar="FILE",
                    help="shared token for tcp:// forwarder sources")
     p.add_argument("--include-wallet", action="store_true",

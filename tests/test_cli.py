@@ -187,3 +187,13 @@ def _get_ok(url: str) -> bool:
             return r.status == 200
     except OSError:
         return False
+
+
+def test_state_file_from_environment(tmp_path):
+    """The Docker image turns the state file on through the environment."""
+    state = tmp_path / "state.json"
+    proc = ExporterProcess(["--node", f"n1:{FIXTURES / 'logs' / 'v1.80.log'}", "--from-start"],
+                           env={"STORAGENODE_EXPORTER_STATE_FILE": str(state)})
+    wait_for(lambda: total(proc.samples(), "storagenode_log_lines_total") == 6, what="lines")
+    proc.stop()
+    assert state.exists() and '"n1"' in state.read_text()
