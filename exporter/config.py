@@ -84,16 +84,21 @@ def validate_node_name(name: str, where: str) -> str:
     return name
 
 
+def load_yaml(path: str, what: str) -> Any:
+    """A YAML file's data; ConfigError with one line naming the file if it cannot be had."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return yaml.safe_load(fh) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from exc
+
+
 def load_file(path: str, config: Config | None = None) -> Config:
     """Read a YAML config file into `config` (a fresh Config by default)."""
     config = config or Config()
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from exc
+    data = load_yaml(path, "config file")
     top = _check_keys(path, data, {"web", "nodes", "geoip", "state_file", "forwarder",
                                     "include_wallet", "pairing_timeout", "poll_interval"})
     if "web" in top:

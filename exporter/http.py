@@ -18,12 +18,11 @@ import threading
 from dataclasses import dataclass, field
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-import yaml
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from exporter import __version__
-from exporter.config import ConfigError, is_loopback, parse_listen_address, yaml_problem
+from exporter.config import ConfigError, is_loopback, load_yaml, parse_listen_address
 
 log = logging.getLogger("exporter.http")
 
@@ -56,13 +55,7 @@ class WebConfig:
 
 def load_web_config(path: str) -> WebConfig:
     """Parse an exporter-toolkit web config file; ConfigError names the key and file."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read web config file: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from exc
+    data = load_yaml(path, "web config file")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping")
     known = {"tls_server_config", "basic_auth_users", "http_server_config"}

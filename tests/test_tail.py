@@ -8,6 +8,8 @@ import shutil
 import threading
 import time
 
+import pytest
+
 from tests.conftest import total, wait_for
 
 US1 = "12EayRS2V1kEsWESU9QMRseFhdxYxKicsiFmxrsLZHeLUtdps3S"
@@ -70,47 +72,38 @@ def _writer(path, count: int, rotate_at: set[int], rotate, delay: float = 0.002)
     return thread
 
 
-def test_rename_rotation_while_writing(tmp_path, exporter_process):
-    log = tmp_path / "node.log"
-    log.touch()
-    proc = exporter_process("--node", f"n1:{log}")
-    wait_for(lambda: source_up(proc), what="the file to be opened")
-    n = 0
-
-    def rotate():
-        nonlocal n
-        n += 1
-        os.rename(log, tmp_path / f"node.log.{n}")
-
-    _writer(log, 600, {150, 300, 450}, rotate).join()
-    wait_for(lambda: uploads(proc) == 600, timeout=15, what="all 600 lines")
-    time.sleep(1.2)
-    samples = proc.samples()
-    assert total(samples, "storagenode_transfers_total") == 600
-    assert samples['storagenode_log_source_rotations_total{node="n1"}'] == 3.0
-    assert samples['storagenode_log_unparsed_lines_total{node="n1"}'] == 0.0
+def _rename(log, n: int) -> None:
+    os.rename(log, log.with_name(f"node.log.{n}"))
 
 
-def test_copytruncate_while_writing(tmp_path, exporter_process):
+def _copytruncate(log, n: int) -> None:
     """logrotate copytruncate: copy, then truncate in place; the tailer starts over at 0."""
+    shutil.copyfile(log, log.with_name(f"node.log.{n}"))
+    os.truncate(log, 0)
+
+
+@pytest.mark.parametrize(
+    ("rotate", "at", "counter"),
+    [(_rename, {150, 300, 450}, "rotations"), (_copytruncate, {200, 400}, "truncations")],
+)
+def test_rotation_while_writing(tmp_path, exporter_process, rotate, at, counter):
     log = tmp_path / "node.log"
     log.touch()
     proc = exporter_process("--node", f"n1:{log}")
     wait_for(lambda: source_up(proc), what="the file to be opened")
-    n = 0
+    done = []
 
-    def rotate():
-        nonlocal n
-        n += 1
-        shutil.copyfile(log, tmp_path / f"node.log.{n}")
-        os.truncate(log, 0)
+    def rotate_next():
+        done.append(1)
+        rotate(log, len(done))
 
-    _writer(log, 600, {200, 400}, rotate).join()
+    _writer(log, 600, at, rotate_next).join()
     wait_for(lambda: uploads(proc) == 600, timeout=15, what="all 600 lines")
     time.sleep(1.2)
     samples = proc.samples()
     assert total(samples, "storagenode_transfers_total") == 600
-    assert samples['storagenode_log_source_truncations_total{node="n1"}'] == 2.0
+    assert samples[f'storagenode_log_source_{counter}_total{{node="n1"}}'] == len(at)
+    assert samples['storagenode_log_unparsed_lines_total{node="n1"}'] == 0.0
 
 
 def test_bad_input_is_counted_and_the_process_goes_on(tmp_path, exporter_process):
