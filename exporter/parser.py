@@ -95,16 +95,16 @@ PIECESTORE: dict[str, tuple[int, str | None, tuple[re.Pattern[str], re.Pattern[s
 # it does not match goes through `parse_line`. Groups: ts, level, message, piece, satellite,
 # action, download size, download remote address, upload remote address, upload size.
 COMMON_LINE_RE = re.compile(
-    r'^(\d{4}-\d\d-\d\dT[^\t]+)\t(INFO|DEBUG)\tpiecestore\t'
+    r'^(\d{4}-\d\d-\d\dT[^\t\n]+)\t(INFO|DEBUG)\tpiecestore\t'
     r"(uploaded|downloaded|upload started|download started)\t"
-    r'\{(?:"[Pp]rocess": "storagenode", )?"(?:Piece ID|piece_id)": "([^"]*)", '
-    r'"(?:Satellite ID|satellite_id)": "([^"]*)", '
+    r'\{(?:"[Pp]rocess": "storagenode", )?"(?:Piece ID|piece_id)": "([^"\t\n]*)", '
+    r'"(?:Satellite ID|satellite_id)": "([^"\t\n]*)", '
     r'"(?:Action|action)": "(GET|PUT|GET_AUDIT|GET_REPAIR|PUT_REPAIR)", '
     r'(?:"(?:Offset|offset)": -?\d+, "(?:Size|size)": (\d+), '
-    r'"(?:Remote Address|remote_address)": "([^"]*)"'
-    r'|"(?:Remote Address|remote_address)": "([^"]*)", '
+    r'"(?:Remote Address|remote_address)": "([^"\t\n]*)"'
+    r'|"(?:Remote Address|remote_address)": "([^"\t\n]*)", '
     r'(?:"(?:Size|size)": (\d+)|"(?:Available Space|available_space)": -?\d+))\}$',
-    re.MULTILINE,
+    re.MULTILINE | re.ASCII,
 )
 
 # Any other order (older eras, `log.encoding: json` without spaces): piece, satellite and
