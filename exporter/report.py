@@ -73,13 +73,12 @@ def read_whole(path: str, state: NodeState, source: Source, show_progress: bool)
         raw = getattr(fh, "fileobj", None) or fh  # compressed position for .gz
         while data := fh.read(CHUNK):
             source.stats.bytes_read += len(data)
-            lines = splitter.feed(data)
             if docker is not None:
-                batch = docker.make_batch(lines)
-                state.feed(batch.lines, None)
-            else:
-                state.feed(lines, None)
-            lines_done += len(lines)
+                lines = splitter.feed(data)
+                state.feed(docker.make_batch(lines).lines, None)
+                lines_done += len(lines)
+            elif (block := splitter.feed_block(data)) is not None:
+                lines_done += state.feed_block(block, None)
             progress.update(raw.tell(), lines_done)
         rest = splitter.flush()
         state.feed(docker.make_batch(rest).lines if docker and rest else rest, None)

@@ -9,8 +9,10 @@ same lock only long enough to copy what it renders.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from bisect import bisect_left
+from collections.abc import Callable
 from datetime import datetime
 
 from exporter.parser import COMMON_LINE_RE, OTHER, START, parse_line
@@ -28,9 +30,21 @@ DURATION_BUCKETS: tuple[float, ...] = (
     0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
 )
 
-# A read time is trusted as the event time only when the log line's own (1 s) timestamp
-# agrees with it; otherwise (catching up on an old backlog) the log timestamp is used.
-_READ_TIME_SLACK = (-2.0, 3.0)
+
+
+def _native_scan() -> Callable | None:
+    """exporter._hotpath.scan when the C extension was built (it is optional), unless
+    STORAGENODE_EXPORTER_PURE_PYTHON is set; None means the pure Python path."""
+    if os.environ.get("STORAGENODE_EXPORTER_PURE_PYTHON"):
+        return None
+    try:
+        from exporter import _hotpath
+    except ImportError:
+        return None
+    return _hotpath.scan
+
+
+NATIVE_SCAN = _native_scan()
 
 
 class Histogram:
@@ -101,6 +115,11 @@ class TimestampCache:
 class NodeState:
     """Everything the log metrics of one node are made of."""
 
+    #: A read time is trusted as the event time only when the log line's own (1 s) timestamp
+    #: agrees with it (lag within these seconds); otherwise (catching up on an old backlog)
+    #: the log timestamp is used.
+    read_time_slack = (-2.0, 3.0)
+
     def __init__(
         self,
         node: str,
@@ -108,7 +127,13 @@ class NodeState:
         pairing_timeout: float = 3600.0,
         max_pending: int = 100_000,
         geo=None,
+        native: bool | None = None,
     ) -> None:
+        """`native`: None uses the C hot path when it is built, False never, True requires
+        it (tests)."""
+        if native and NATIVE_SCAN is None:
+            raise RuntimeError("exporter._hotpath is not built (or disabled by the environment)")
+        self._scan = NATIVE_SCAN if native is None or native else None
         self.node = node
         self.lock = threading.Lock()
         self.pairing_timeout = pairing_timeout
@@ -138,13 +163,7 @@ class NodeState:
 
     def feed(self, lines: list[str], read_time: float | list[float] | None) -> None:
         """Apply a batch of lines. `read_time` as in exporter.sources.base.Batch; None when
-        reading old logs (durations then come from the log timestamps).
-
-        The common lines (successes and `... started`, see parser.COMMON_LINE_RE) are found
-        in the whole batch by one regex scan and applied inline; the lines between them go
-        through `parse_line` + `apply`, in order. tests/test_state.py checks that both paths
-        give the same state.
-        """
+        reading old logs (durations then come from the log timestamps)."""
         if not lines:
             return
         if isinstance(read_time, list):  # per-line times (Docker, forwarder): line by line
@@ -152,6 +171,29 @@ class NodeState:
                 self._line(line, t)
             return
         text = "\n".join(lines)
+        if self._scan is not None:
+            self._scan(self, text.encode("utf-8", "surrogatepass"), read_time, "surrogatepass")
+        else:
+            self._feed_text(text, read_time)
+
+    def feed_block(self, block: bytes | memoryview, read_time: float | None) -> int:
+        """Apply the lines of `block` (as LineSplitter.feed_block gives them: separated by
+        b"\\n", no trailing newline, invalid UTF-8 replaced). Saves decoding and splitting
+        when the C hot path reads the bytes directly. Returns the number of lines."""
+        if self._scan is not None:
+            return self._scan(self, block, read_time, "replace")
+        text = str(block, "utf-8", "replace")
+        self._feed_text(text, read_time)
+        return text.count("\n") + 1
+
+    def _feed_text(self, text: str, read_time: float | None) -> None:
+        """The pure Python hot path; exporter/_hotpath.c does the same in C.
+
+        The common lines (successes and `... started`, see parser.COMMON_LINE_RE) are found
+        in the whole batch by one regex scan and applied inline; the lines between them go
+        through `parse_line` + `apply`, in order. tests/test_hotpath.py checks that this,
+        the C scan and `parse_line` + `apply` line by line all give the same state.
+        """
         other = self._line
         levels = self.lines
         transfers = self.transfers
@@ -272,7 +314,8 @@ class NodeState:
         if logged is None:
             return read_time
         lag = read_time - logged
-        if _READ_TIME_SLACK[0] <= lag <= _READ_TIME_SLACK[1]:
+        low, high = self.read_time_slack
+        if low <= lag <= high:
             return read_time
         return logged
 
@@ -302,12 +345,16 @@ class NodeState:
         when = self._event_time(ts, read_time)
         if when is None:
             return
-        hist = self.durations.get((action, result))
-        if hist is None:
-            hist = self.durations[(action, result)] = Histogram(DURATION_BUCKETS)
+        hist = self.durations.get((action, result)) or self._durations_for(action, result)
         elapsed = when - started if when > started else 0.0
         hist.counts[bisect_left(hist.bounds, elapsed)] += 1
         hist.sum += elapsed
+
+    def _durations_for(self, action: str, result: str) -> Histogram:
+        hist = self.durations.get((action, result))
+        if hist is None:
+            hist = self.durations[(action, result)] = Histogram(DURATION_BUCKETS)
+        return hist
 
     def _sweep(self) -> None:
         """Drop starts older than the pairing timeout (their finish line never came)."""

@@ -1,0 +1,198 @@
+"""The C hot path (exporter/_hotpath.c), the pure Python hot path and the reference
+(`parse_line` + `apply`, one line at a time) must leave exactly the same NodeState.
+
+The whole state is compared, including what the scrape does not show: the pairing table in
+its insertion order, the heavy-hitter counts, the clocks that drive expiry.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from exporter.loggen import LogGenerator
+from exporter.parser import parse_line
+from exporter.sources.lines import LineSplitter
+from exporter.state import NATIVE_SCAN, NodeState
+
+T0 = 1_780_000_000.0
+FIXTURES = Path(__file__).parent / "fixtures" / "logs"
+US1 = "12EayRS2V1kEsWESU9QMRseFhdxYxKicsiFmxrsLZHeLUtdps3S"
+
+native = pytest.mark.skipif(NATIVE_SCAN is None, reason="exporter._hotpath is not built")
+
+
+def test_native_hotpath_is_built():
+    """CI builds the extension (pip install -e .); a failed build must not go unnoticed."""
+    if os.environ.get("STORAGENODE_EXPORTER_PURE_PYTHON"):
+        pytest.skip("STORAGENODE_EXPORTER_PURE_PYTHON is set")
+    assert NATIVE_SCAN is not None, "exporter/_hotpath.c did not build; see pip's output"
+
+
+def everything(state: NodeState) -> dict:
+    return {
+        **state.counters(),
+        "in_flight": dict(state.in_flight),
+        "pending": list(state.pending.items()),
+        "top_counts": dict(state.top_pieces.counts),
+        "newest": state._newest,
+        "next_sweep": state._next_sweep,
+    }
+
+
+def reference(lines: list[str], read_time: float | None, **kw) -> NodeState:
+    state = NodeState("n", native=False, **kw)
+    for line in lines:
+        state._line(line, read_time)
+    return state
+
+
+def via(kind: str, batches: list[list[str]], read_time: float | None, **kw) -> NodeState:
+    state = NodeState("n", native=kind != "python", **kw)
+    for batch in batches:
+        if kind == "block":
+            state.feed_block("\n".join(batch).encode(), read_time)
+        else:
+            state.feed(batch, read_time)
+    return state
+
+
+def batched(lines: list[str], size: int) -> list[list[str]]:
+    return [lines[i : i + size] for i in range(0, len(lines), size)]
+
+
+def corpora() -> list[tuple[str, list[str]]]:
+    out = [(p.name, p.read_text(encoding="utf-8", errors="replace").split("\n"))
+           for p in sorted(FIXTURES.glob("*.log"))]
+    for era in ("v1.76", "v1.80", "v1.99", "v1.120", "v1.146"):
+        gen = LogGenerator(era=era, seed=11)
+        out.append((era, [x.rstrip("\n") for x in gen.lines(4000, T0)]))
+    return out
+
+
+KINDS = ["python", pytest.param("native", marks=native), pytest.param("block", marks=native)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("read_time", [None, T0 + 30.0], ids=["log-time", "read-time"])
+def test_every_path_leaves_the_same_state(kind, read_time):
+    for name, lines in corpora():
+        expected = everything(reference(lines, read_time))
+        for size in (1, 7, 5000):
+            got = everything(via(kind, batched(lines, size), read_time))
+            assert got == expected, (name, size)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_rare_branches_agree(kind):
+    """Table full (eviction), expiry sweeps, >1000 distinct GET pieces (the heavy-hitter
+    decrement), more satellites than the C satellite cache holds, retries of one piece."""
+    gen = LogGenerator(era="v1.146", seed=3)
+    lines = [x.rstrip("\n") for x in gen.lines(30_000, T0)]
+    sats = [f"1{i:02d}SyntheticSatellite{'x' * 30}" for i in range(12)]
+    lines = [line.replace(US1, sats[i % 12]) if i % 3 == 0 else line
+             for i, line in enumerate(lines)]
+    lines += lines[:500]  # the same pieces again: retried starts
+    kw = {"max_pending": 8, "pairing_timeout": 5.0}
+    expected = everything(reference(lines, None, **kw))
+    assert expected["starts_expired"] > 500 and len(expected["top_counts"]) > 0
+    assert everything(via(kind, batched(lines, 2500), None, **kw)) == expected
+
+
+def _mutate(rng: random.Random, line: str) -> str:
+    alphabet = '"\t\\{}:, 0123456789-_aAZ\r\x00é'
+    chars = list(line)
+    for _ in range(rng.randint(1, 3)):
+        i = rng.randrange(len(chars) + 1)
+        op = rng.randrange(3)
+        if op == 0 and i < len(chars):
+            del chars[i]
+        elif op == 1 and i < len(chars):
+            chars[i] = rng.choice(alphabet)
+        else:
+            chars.insert(i, rng.choice(alphabet))
+    return "".join(chars)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("seed", range(4))
+def test_mutated_lines_agree_with_the_reference(seed, kind):
+    """Common lines with a few characters deleted, replaced or inserted: wherever the C
+    grammar is unsure, the line must go to the Python parser and end the same."""
+    rng = random.Random(seed)
+    lines = [x.rstrip("\n") for x in LogGenerator(era=("v1.99", "v1.146")[seed % 2],
+                                                  seed=seed).lines(3000, T0)]
+    mutated = [_mutate(rng, x) if rng.random() < 0.5 else x for x in lines]
+    expected = everything(reference(mutated, None))
+    assert everything(via(kind, batched(mutated, 100), None)) == expected
+
+
+@native
+def test_invalid_utf8_and_empty_lines_in_a_block():
+    good = [x.rstrip("\n") for x in LogGenerator(era="v1.146", seed=5).lines(200, T0)]
+    raw = "\n".join(good).encode()
+    block = raw[:5000] + b"\n\xff\xfe garbage \x80\n\n" + raw[5000:]
+    splitter = LineSplitter()
+    text_lines = splitter.feed(block + b"\n")
+    state = NodeState("n", native=True)
+    state.feed_block(block, None)
+    expected = reference(text_lines, None)
+    assert everything(state) == everything(expected)
+    assert state.unparsed >= 3
+
+
+def test_parse_line_is_the_reference_for_common_lines():
+    """The lines the hot paths take inline are ones parse_line reads the same way."""
+    line = (f'2026-01-01T00:00:00Z\tINFO\tpiecestore\tdownloaded\t{{"process": "storagenode", '
+            f'"piece_id": "P", "satellite_id": "{US1}", "action": "GET", "offset": 0, '
+            f'"size": 100, "remote_address": "1.2.3.4:5"}}')
+    assert parse_line(line)[3:10] == (1, "success", "GET", US1, 100, "P", "1.2.3.4:5")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_line_splitter_blocks_equal_lines(seed):
+    """feed_block (bytes, oversized lines emptied by sampling) against a plain split."""
+    rng = random.Random(seed)
+    limit = 50
+    stream = b"".join(
+        b"x" * rng.choice((0, 3, 49, 50, 51, 120, 400)) + rng.choice((b"\n", b"\xff\n"))
+        for _ in range(3000)
+    )
+    expected = [
+        "" if len(line) > limit else line.decode("utf-8", "replace")
+        for line in stream.split(b"\n")[:-1]
+    ]
+    splitter, got = LineSplitter(max_line_bytes=limit), []
+    pos = 0
+    while pos < len(stream):
+        step = rng.choice((1, 7, 64, 333, 5000))
+        block = splitter.feed_block(stream[pos : pos + step])
+        if block is not None:
+            got.extend(str(block, "utf-8", "replace").split("\n"))
+        pos += step
+    assert got == expected
+    assert splitter.oversized == sum(len(x) > limit for x in stream.split(b"\n"))
+
+
+@native
+def test_report_is_byte_identical_with_and_without_the_c_hot_path(tmp_path):
+    """The real `report` process, once as built and once forced to pure Python."""
+    import subprocess
+    import sys
+
+    from exporter.loggen import write_file
+
+    log = tmp_path / "node.log"
+    write_file(str(log), 20_000, era="v1.146", seed=9, start=T0)
+    outputs = []
+    for pure in ("", "1"):
+        env = {**os.environ, "STORAGENODE_EXPORTER_PURE_PYTHON": pure}
+        result = subprocess.run(
+            [sys.executable, "-m", "exporter", "report", "--node", f"n:{log}",
+             "--format", "prometheus"], capture_output=True, env=env, timeout=60, check=True)
+        outputs.append(result.stdout)
+    assert b'storagenode_transfers_total{' in outputs[0]
+    assert outputs[0] == outputs[1]
