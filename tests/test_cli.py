@@ -12,6 +12,7 @@ import urllib.request
 import bcrypt
 import pytest
 
+from exporter.state import NATIVE_SCAN
 from tests.conftest import FIXTURES, ROOT, ExporterProcess, free_port, total, wait_for
 
 
@@ -81,7 +82,8 @@ def test_landing_page_health_and_404(exporter_process):
         proc.get("/nope")
     assert err.value.code == 404
     metrics = proc.get("/metrics")
-    assert "storagenode_exporter_build_info" in metrics
+    hotpath = "c" if NATIVE_SCAN is not None else "python"
+    assert f'storagenode_exporter_build_info{{hotpath="{hotpath}",version=' in metrics
     assert "process_cpu_seconds_total" in metrics
 
 
