@@ -29,7 +29,7 @@ static PyObject *a_lines, *a_transfers, *a_bytes, *a_sizes, *a_durations, *a_in_
     *a_pending, *a_top_pieces, *a_counts, *a_capacity, *a_add, *a_geo, *a_record,
     *a_max_pending, *a_newest, *a_next_sweep, *a_starts_expired, *a_clock, *a_last_timestamp,
     *a_sweep, *a_evict_oldest, *a_new_satellite, *a_line, *a_bounds, *a_sum, *a_durations_for,
-    *a_read_time_slack;
+    *a_read_time_slack, *a_geo_slot_end;
 
 /* ---- the grammar of a common line (parser.COMMON_LINE_RE) ------------------------------ */
 
@@ -229,7 +229,7 @@ typedef struct {
     int have_read_time;
     double read_time_value, slack_low, slack_high;
     PyObject *lines, *transfers, *bytes, *sizes, *durations, *in_flight, *top_pieces,
-        *top_counts, *geo;
+        *top_counts, *geo, *geo_record; /* geo and its bound record method, or NULL */
     Py_ssize_t top_capacity, max_pending;
     const char *clock_ts; /* last timestamp converted, and its value */
     Py_ssize_t clock_ts_len;
@@ -245,6 +245,10 @@ typedef struct {
     int have_clocks, newest_dirty;
     double newest, next_sweep; /* NodeState._newest, ._next_sweep */
     PyObject *pending;         /* NodeState.pending (a sweep replaces it) */
+    /* GeoRecorder.record's common case (see geo_record); dropped whenever Python runs */
+    int have_geo;
+    double geo_slot_end;
+    PyObject *geo_cur, *geo_cache, *geo_clock;
 } Ctx;
 
 static int
@@ -316,6 +320,14 @@ flush_hist(Hist *h)
     return set_attr_double(h->hist, a_sum, h->sum);
 }
 
+static void
+geo_forget(Ctx *ctx)
+{
+    ctx->have_geo = 0;
+    Py_CLEAR(ctx->geo_cur);
+    Py_CLEAR(ctx->geo_cache);
+}
+
 /* Write back everything added up in C, and forget what Python code may change. */
 static int
 flush(Ctx *ctx)
@@ -357,6 +369,7 @@ flush(Ctx *ctx)
         rc = -1;
     ctx->have_clocks = ctx->newest_dirty = 0;
     Py_CLEAR(ctx->pending);
+    geo_forget(ctx);
     return rc;
 }
 
@@ -621,6 +634,80 @@ finish(Ctx *ctx, const CommonLine *c, PyObject *table, PyObject *piece, PyObject
     return 0;
 }
 
+/*
+ * GeoRecorder.record(action, remote, size, now) when everything it needs is already there:
+ * the time is inside the current slot, the host is in the locator's young cache, and the
+ * window key has an entry in the current slot. Then it only adds to that entry, as Python
+ * does. Returns 1 when done, 0 when Python's record must do it (it then starts afresh), -1
+ * on error. Keep in step with exporter/geo/recorder.py.
+ */
+static int
+geo_record_fast(Ctx *ctx, const CommonLine *c, PyObject *action)
+{
+    double now = ctx->read_time_value;
+    if (!ctx->have_geo) {
+        PyObject *locator = PyObject_GetAttrString(ctx->geo, "locator");
+        ctx->geo_cache = locator ? PyObject_GetAttrString(locator, "cache") : NULL;
+        Py_XDECREF(locator);
+        ctx->geo_cur = ctx->geo_cache ? PyObject_GetAttrString(ctx->geo, "_cur") : NULL;
+        if (ctx->geo_clock == NULL && ctx->geo_cur != NULL)
+            ctx->geo_clock = PyObject_GetAttrString(ctx->geo, "_clock");
+        if (ctx->geo_cur == NULL || ctx->geo_clock == NULL ||
+            attr_double(ctx->geo, a_geo_slot_end, &ctx->geo_slot_end) < 0) {
+            geo_forget(ctx); /* not a GeoRecorder as this code knows it: Python does it */
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+                return -1;
+            PyErr_Clear();
+            return 0;
+        }
+        if (!PyDict_CheckExact(ctx->geo_cache) || !PyDict_CheckExact(ctx->geo_cur)) {
+            geo_forget(ctx);
+            return 0;
+        }
+        ctx->have_geo = 1;
+    }
+    if (!ctx->have_read_time) { /* record() asks the recorder's clock */
+        PyObject *t = PyObject_CallNoArgs(ctx->geo_clock);
+        if (t == NULL)
+            return -1;
+        now = PyFloat_AsDouble(t);
+        Py_DECREF(t);
+        if (now == -1.0 && PyErr_Occurred())
+            return -1;
+    }
+    if (now >= ctx->geo_slot_end)
+        return 0;
+    /* host = remote_address.rpartition(":")[0] or remote_address */
+    Py_ssize_t n = c->remote_len;
+    while (n > 0 && c->remote[n - 1] != ':')
+        n--;
+    n = n > 1 ? n - 1 : c->remote_len;
+    PyObject *host = PyUnicode_DecodeASCII(c->remote, n, NULL);
+    if (host == NULL)
+        return -1;
+    PyObject *bucket = PyDict_GetItemWithError(ctx->geo_cache, host);
+    Py_DECREF(host);
+    if (bucket == NULL || !PyDict_Check(bucket))
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *key = PyDict_GetItemWithError(bucket, action);
+    PyObject *entry = key ? PyDict_GetItemWithError(ctx->geo_cur, key) : NULL;
+    if (entry == NULL || !PyList_CheckExact(entry) || PyList_GET_SIZE(entry) != 2)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *one = PyLong_FromLong(1), *size = PyLong_FromLongLong(c->size);
+    PyObject *count = one ? PyNumber_Add(PyList_GET_ITEM(entry, 0), one) : NULL;
+    PyObject *bytes = size ? PyNumber_Add(PyList_GET_ITEM(entry, 1), size) : NULL;
+    Py_XDECREF(one);
+    Py_XDECREF(size);
+    if (count == NULL || bytes == NULL) {
+        Py_XDECREF(count);
+        Py_XDECREF(bytes);
+        return -1;
+    }
+    PyList_SetItem(entry, 0, count); /* steals */
+    PyList_SetItem(entry, 1, bytes);
+    return 1;
+}
+
 /* The inline part of NodeState._feed_text, for one common line. */
 static int
 apply_common(Ctx *ctx, const CommonLine *c)
@@ -709,13 +796,18 @@ apply_common(Ctx *ctx, const CommonLine *c)
     if (pairing && finish(ctx, c, table, piece, remote) < 0)
         goto done;
     if (ctx->geo != NULL && c->remote_len > 0) { /* the recorder keeps its own state */
-        size = PyLong_FromLongLong(c->size);
-        PyObject *r = size ? PyObject_CallMethodObjArgs(ctx->geo, a_record, action, remote, size,
-                                                        ctx->read_time, NULL)
-                           : NULL;
-        if (r == NULL)
+        int done_in_c = geo_record_fast(ctx, c, action);
+        if (done_in_c < 0)
             goto done;
-        Py_DECREF(r);
+        if (!done_in_c) {
+            geo_forget(ctx); /* record() may open a slot or swap the cache */
+            size = PyLong_FromLongLong(c->size);
+            PyObject *args[] = {action, remote, size, ctx->read_time};
+            PyObject *r = size ? PyObject_Vectorcall(ctx->geo_record, args, 4, NULL) : NULL;
+            if (r == NULL)
+                goto done;
+            Py_DECREF(r);
+        }
     }
     rc = 0;
 done:
@@ -776,6 +868,8 @@ ctx_init(Ctx *ctx, PyObject *state, PyObject *read_time, PyObject *errors)
     }
     if (ctx->geo == Py_None)
         Py_CLEAR(ctx->geo);
+    else if ((ctx->geo_record = PyObject_GetAttr(ctx->geo, a_record)) == NULL)
+        return -1;
     ctx->top_counts = PyObject_GetAttr(ctx->top_pieces, a_counts);
     if (ctx->top_counts == NULL)
         return -1;
@@ -807,6 +901,9 @@ ctx_clear(Ctx *ctx)
     Py_CLEAR(ctx->top_pieces);
     Py_CLEAR(ctx->top_counts);
     Py_CLEAR(ctx->geo);
+    Py_CLEAR(ctx->geo_record);
+    Py_CLEAR(ctx->geo_clock);
+    geo_forget(ctx);
     Py_CLEAR(ctx->pending);
     sats_clear(ctx);
     hists_clear(ctx);
@@ -901,6 +998,7 @@ PyInit__hotpath(void)
         {&a_new_satellite, "_new_satellite"}, {&a_line, "_line"},
         {&a_bounds, "bounds"},           {&a_sum, "sum"},
         {&a_durations_for, "_durations_for"}, {&a_read_time_slack, "read_time_slack"},
+        {&a_geo_slot_end, "_slot_end"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (intern(names[i].slot, names[i].s) < 0)

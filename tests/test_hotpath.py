@@ -196,3 +196,31 @@ def test_report_is_byte_identical_with_and_without_the_c_hot_path(tmp_path):
         outputs.append(result.stdout)
     assert b'storagenode_transfers_total{' in outputs[0]
     assert outputs[0] == outputs[1]
+
+
+@pytest.mark.parametrize("with_read_time", [False, True], ids=["recorder-clock", "read-time"])
+@native
+def test_geo_window_is_the_same_with_the_c_hot_path(with_read_time):
+    """The C path adds to the recorder's current slot itself when it can; the window must
+    equal the one Python builds, across slot changes and cache generations."""
+    from exporter.geo.locator import GeoLocator
+    from exporter.geo.recorder import GeoRecorder
+
+    demo_db = Path(__file__).parent.parent / "exporter" / "data" / "demo-geoip.mmdb"
+    # demo database networks, private addresses, and public addresses it does not know
+    gen = LogGenerator(era="v1.146", seed=4,
+                       remote_networks=["198.18.0.0/16", "10.1.0.0/24", "203.0.113.0/24"])
+    lines = [x.rstrip("\n") for x in gen.lines(12_000, T0)]
+    windows = []
+    for native_path in (False, True):
+        now = [T0]
+        locator = GeoLocator(str(demo_db), cache_size=64)  # small: generations turn over
+        recorder = GeoRecorder(locator, clock=lambda now=now: now[0], node="n")
+        state = NodeState("n", geo=recorder, native=native_path)
+        for i, batch in enumerate(batched(lines, 400)):
+            now[0] = T0 + 7.0 * i  # several batches per 10 s slot, 30 batches > window
+            state.feed(batch, now[0] if with_read_time else None)
+        windows.append((recorder.snapshot(now[0]), recorder.overflowed,
+                        everything(state)))
+    assert windows[0][0][0], "no geo buckets at all: the test would prove nothing"
+    assert windows[1] == windows[0]
