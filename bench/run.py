@@ -316,6 +316,18 @@ def busy_note() -> None:
     print("  <- the machine is busy; numbers are pessimistic" if load[0] > 0.5 * cpus else "")
 
 
+def hot_path_note() -> None:
+    """Which log reader the exporter child will use: the C extension or pure Python."""
+    probe = subprocess.run(
+        [sys.executable, "-c", "from exporter.state import NATIVE_SCAN; "
+         "print('c (exporter._hotpath)' if NATIVE_SCAN else 'pure Python')"],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )
+    print(f"exporter hot path: {probe.stdout.strip() or probe.stderr.strip()}"
+          + ("" if "exporter._hotpath" in probe.stdout else
+             "  <- build it with `pip install -e .` for the C path"))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
@@ -331,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="then run bench/live.py for this many seconds (0: skip)")
     args = ap.parse_args(argv)
 
+    hot_path_note()
     busy_note()
     log, counts = generate(args.lines, args.era, args.seed, args.started)
     size = log.stat().st_size
