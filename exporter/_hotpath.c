@@ -4,11 +4,12 @@
  * Why: in CPython the per-line work for a successful transfer or a "... started" line costs
  * 3-4 us even after one regex finds it, which caps `report` at ~140k lines/s. This module
  * does the same work without the interpreter: it walks a bytes block line by line, reads
- * the lines that parser.COMMON_LINE_RE describes (the same grammar, ASCII only), and
- * updates the NodeState's plain dicts and Histograms exactly as NodeState._feed_text does.
+ * the lines that parser.COMMON_LINE_RE describes (the same grammar, ASCII only) plus the
+ * `... canceled` lines of the same shape (no "reason" field), and updates the NodeState's
+ * plain dicts and Histograms exactly as NodeState._feed_text and NodeState.apply do.
  * Every other line -- and any common-looking line it is not sure about -- goes to
  * NodeState._line, in order, so the Python parser stays the one reference.
- * tests/test_hotpath.py checks that both paths leave identical state.
+ * tests/test_hotpath.py checks that all paths leave identical state.
  *
  * Rare branches call back into NodeState (_sweep, _evict_oldest, _new_satellite,
  * _durations_for, TopPieces.add, the timestamp cache, geo.record), so there is one
@@ -21,10 +22,14 @@
 #define N_ACTIONS 5
 static const char *ACTION_NAMES[N_ACTIONS] = {"GET", "GET_AUDIT", "GET_REPAIR", "PUT",
                                               "PUT_REPAIR"};
+/* the results of the finished lines read here (failures carry an error: Python reads them) */
+#define N_RESULTS 2
+static const char *RESULT_NAMES[N_RESULTS] = {"success", "canceled"};
+#define CELLS (N_RESULTS * N_ACTIONS) /* index: result * N_ACTIONS + action */
 
 /* interned strings: dict keys and attribute names */
-static PyObject *s_action[N_ACTIONS], *s_success, *s_info, *s_debug;
-static PyObject *s_duration_key[N_ACTIONS]; /* (action, "success") */
+static PyObject *s_action[N_ACTIONS], *s_result[N_RESULTS], *s_info, *s_debug;
+static PyObject *s_duration_key[CELLS]; /* (action, result) */
 static PyObject *a_lines, *a_transfers, *a_bytes, *a_sizes, *a_durations, *a_in_flight,
     *a_pending, *a_top_pieces, *a_counts, *a_capacity, *a_add, *a_geo, *a_record,
     *a_max_pending, *a_newest, *a_next_sweep, *a_starts_expired, *a_clock, *a_last_timestamp,
@@ -37,7 +42,8 @@ typedef struct {
     const char *ts, *piece, *sat, *remote;
     Py_ssize_t ts_len, piece_len, sat_len, remote_len;
     int info;    /* INFO, else DEBUG */
-    int started; /* "... started", else uploaded/downloaded */
+    int started; /* "... started", else a finished transfer with this result: */
+    int result;  /* index into RESULT_NAMES */
     int action;  /* index into ACTION_NAMES */
     int has_size;
     long long size;
@@ -132,10 +138,14 @@ parse_common(const char *p, const char *end, CommonLine *c)
         return 0;
     if (!LIT(p, end, "piecestore\t"))
         return 0;
+    c->started = c->result = 0;
     if (LIT(p, end, "uploaded\t") || LIT(p, end, "downloaded\t"))
-        c->started = 0;
+        ;
     else if (LIT(p, end, "upload started\t") || LIT(p, end, "download started\t"))
         c->started = 1;
+    else if ((LIT(p, end, "upload canceled") || LIT(p, end, "download canceled")) &&
+             (LIT(p, end, "\t") || LIT(p, end, " (race lost or node shutdown)\t")))
+        c->result = 1; /* only without a "reason" field: the shape below has none */
     else
         return 0;
 
@@ -220,8 +230,8 @@ typedef struct {
     const char *p; /* into the block, alive for the whole call */
     Py_ssize_t n;
     PyObject *name;            /* str */
-    PyObject *keys[N_ACTIONS]; /* (satellite, action, "success"), built on first use */
-    long long transfers[N_ACTIONS], bytes[N_ACTIONS];
+    PyObject *keys[CELLS]; /* (satellite, action, result), built on first use */
+    long long transfers[CELLS], bytes[CELLS];
 } Satellite;
 
 typedef struct {
@@ -241,7 +251,7 @@ typedef struct {
     Py_ssize_t last_ts_len;
     long long info, debug, in_flight_add[N_ACTIONS];
     Hist hists[HIST_CACHE];
-    int n_hists, size_hist[N_ACTIONS], duration_hist[N_ACTIONS]; /* index or -1 */
+    int n_hists, size_hist[N_ACTIONS], duration_hist[CELLS]; /* index or -1 */
     int have_clocks, newest_dirty;
     double newest, next_sweep; /* NodeState._newest, ._next_sweep */
     PyObject *pending;         /* NodeState.pending (a sweep replaces it) */
@@ -300,7 +310,9 @@ hists_clear(Ctx *ctx)
     }
     ctx->n_hists = 0;
     for (int a = 0; a < N_ACTIONS; a++)
-        ctx->size_hist[a] = ctx->duration_hist[a] = -1;
+        ctx->size_hist[a] = -1;
+    for (int i = 0; i < CELLS; i++)
+        ctx->duration_hist[i] = -1;
 }
 
 static int
@@ -353,12 +365,12 @@ flush(Ctx *ctx)
     }
     for (int i = 0; i < ctx->n_sats; i++) {
         Satellite *s = &ctx->sats[i];
-        for (int a = 0; a < N_ACTIONS; a++) {
-            if (s->transfers[a] && dict_add_long(ctx->transfers, s->keys[a], s->transfers[a]) < 0)
+        for (int k = 0; k < CELLS; k++) {
+            if (s->transfers[k] && dict_add_long(ctx->transfers, s->keys[k], s->transfers[k]) < 0)
                 rc = -1;
-            if (s->bytes[a] && dict_add_long(ctx->bytes, s->keys[a], s->bytes[a]) < 0)
+            if (s->bytes[k] && dict_add_long(ctx->bytes, s->keys[k], s->bytes[k]) < 0)
                 rc = -1;
-            s->transfers[a] = s->bytes[a] = 0;
+            s->transfers[k] = s->bytes[k] = 0;
         }
     }
     for (int i = 0; i < ctx->n_hists; i++)
@@ -511,8 +523,8 @@ sats_clear(Ctx *ctx)
 {
     for (int i = 0; i < ctx->n_sats; i++) {
         Py_CLEAR(ctx->sats[i].name);
-        for (int a = 0; a < N_ACTIONS; a++)
-            Py_CLEAR(ctx->sats[i].keys[a]);
+        for (int k = 0; k < CELLS; k++)
+            Py_CLEAR(ctx->sats[i].keys[k]);
     }
     ctx->n_sats = 0;
 }
@@ -592,7 +604,7 @@ start(Ctx *ctx, const CommonLine *c, PyObject *piece, PyObject *remote)
     return rc;
 }
 
-/* NodeState._finish for a successful transfer (the pairing table is not empty) */
+/* NodeState._finish for a successful or canceled transfer (the pairing table is not empty) */
 static int
 finish(Ctx *ctx, const CommonLine *c, PyObject *table, PyObject *piece, PyObject *remote)
 {
@@ -615,15 +627,16 @@ finish(Ctx *ctx, const CommonLine *c, PyObject *table, PyObject *piece, PyObject
     int have = event_time(ctx, c, &when);
     if (have <= 0)
         return have;
-    int *slot = &ctx->duration_hist[c->action];
+    int cell = c->result * N_ACTIONS + c->action;
+    int *slot = &ctx->duration_hist[cell];
     if (*slot < 0) {
-        PyObject *hist = PyDict_GetItemWithError(ctx->durations, s_duration_key[c->action]);
+        PyObject *hist = PyDict_GetItemWithError(ctx->durations, s_duration_key[cell]);
         if (hist != NULL)
             Py_INCREF(hist);
         else if (PyErr_Occurred())
             return -1;
         else if ((hist = PyObject_CallMethodObjArgs(ctx->state, a_durations_for, action,
-                                                    s_success, NULL)) == NULL)
+                                                    s_result[c->result], NULL)) == NULL)
             return -1;
         Hist *h = hist_cache(ctx, hist, slot);
         Py_DECREF(hist);
@@ -708,7 +721,7 @@ geo_record_fast(Ctx *ctx, const CommonLine *c, PyObject *action)
     return 1;
 }
 
-/* The inline part of NodeState._feed_text, for one common line. */
+/* NodeState._feed_text's inline part (or NodeState.apply, for a cancel) for one line. */
 static int
 apply_common(Ctx *ctx, const CommonLine *c)
 {
@@ -734,8 +747,9 @@ apply_common(Ctx *ctx, const CommonLine *c)
     Satellite *sat = satellite(ctx, c);
     if (sat == NULL)
         goto done;
-    if (sat->keys[a] == NULL) {
-        PyObject *key = PyTuple_Pack(3, sat->name, action, s_success);
+    int cell = c->result * N_ACTIONS + a;
+    if (sat->keys[cell] == NULL) {
+        PyObject *key = PyTuple_Pack(3, sat->name, action, s_result[c->result]);
         int known = key ? PyDict_Contains(ctx->transfers, key) : -1;
         if (known < 0) {
             Py_XDECREF(key);
@@ -746,11 +760,11 @@ apply_common(Ctx *ctx, const CommonLine *c)
             Py_DECREF(key);
             goto done;
         }
-        sat->keys[a] = key;
+        sat->keys[cell] = key;
     }
-    sat->transfers[a]++;
-    sat->bytes[a] += c->size;
-    if (ctx->size_hist[a] < 0) {
+    sat->transfers[cell]++;
+    sat->bytes[cell] += c->size;
+    if (c->result == 0 && ctx->size_hist[a] < 0) { /* sizes: of successful transfers only */
         PyObject *hist = PyDict_GetItemWithError(ctx->sizes, action);
         if (hist == NULL) {
             if (!PyErr_Occurred())
@@ -760,7 +774,8 @@ apply_common(Ctx *ctx, const CommonLine *c)
         if (hist_cache(ctx, hist, &ctx->size_hist[a]) == NULL)
             goto done;
     }
-    observe(&ctx->hists[ctx->size_hist[a]], (double)c->size);
+    if (c->result == 0)
+        observe(&ctx->hists[ctx->size_hist[a]], (double)c->size);
 
     PyObject *table = pending(ctx);
     if (table == NULL)
@@ -983,7 +998,7 @@ PyInit__hotpath(void)
         PyObject **slot;
         const char *s;
     } names[] = {
-        {&s_success, "success"},         {&s_info, "info"},
+        {&s_info, "info"},
         {&s_debug, "debug"},             {&a_lines, "lines"},
         {&a_transfers, "transfers"},     {&a_bytes, "bytes"},
         {&a_sizes, "sizes"},             {&a_durations, "durations"},
@@ -1003,11 +1018,15 @@ PyInit__hotpath(void)
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (intern(names[i].slot, names[i].s) < 0)
             return NULL;
-    for (int i = 0; i < N_ACTIONS; i++) {
-        if (intern(&s_action[i], ACTION_NAMES[i]) < 0)
+    for (int r = 0; r < N_RESULTS; r++)
+        if (intern(&s_result[r], RESULT_NAMES[r]) < 0)
             return NULL;
-        s_duration_key[i] = PyTuple_Pack(2, s_action[i], s_success);
-        if (s_duration_key[i] == NULL)
+    for (int a = 0; a < N_ACTIONS; a++)
+        if (intern(&s_action[a], ACTION_NAMES[a]) < 0)
+            return NULL;
+    for (int k = 0; k < CELLS; k++) {
+        s_duration_key[k] = PyTuple_Pack(2, s_action[k % N_ACTIONS], s_result[k / N_ACTIONS]);
+        if (s_duration_key[k] == NULL)
             return NULL;
     }
     return PyModule_Create(&module);
