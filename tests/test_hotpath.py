@@ -224,3 +224,17 @@ def test_geo_window_is_the_same_with_the_c_hot_path(with_read_time):
                         everything(state)))
     assert windows[0][0][0], "no geo buckets at all: the test would prove nothing"
     assert windows[1] == windows[0]
+
+
+@native
+def test_every_prefix_of_common_lines_agrees_with_the_reference():
+    """Truncated lines (a writer cut off mid-line) at every length, each era's shapes."""
+    lines = []
+    for era in ("v1.99", "v1.146"):
+        sample = [x.rstrip("\n") for x in LogGenerator(era=era, seed=6).lines(300, T0)]
+        for kind in ("\tuploaded\t", "\tdownloaded\t", " started\t", " canceled\t"):
+            line = next(x for x in sample if kind in x)
+            lines += [line[:i] for i in range(len(line) + 1)]
+    expected = everything(reference(lines, None))
+    assert expected["unparsed"] > 100
+    assert everything(via("block", batched(lines, 64), None)) == expected
