@@ -31,7 +31,6 @@ DURATION_BUCKETS: tuple[float, ...] = (
 )
 
 
-
 def _native_scan() -> Callable | None:
     """exporter._hotpath.scan when the C extension was built (it is optional), unless
     STORAGENODE_EXPORTER_PURE_PYTHON is set; None means the pure Python path."""
