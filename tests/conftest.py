@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -71,12 +72,21 @@ class ExporterProcess:
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **(env or {})}, cwd=cwd or ROOT,
         )
+        # stderr is read as it comes, so a test can wait for a log line (see logged)
+        self._log: list[str] = []
+        self._log_reader = threading.Thread(
+            target=lambda: self._log.extend(self.proc.stderr), daemon=True)
+        self._log_reader.start()
         wait_for(self._ready, timeout=15, what=f"exporter on port {self.port}")
+
+    def logged(self) -> str:
+        """What the process has logged so far."""
+        return "".join(self._log)
 
     def _ready(self) -> bool:
         if self.proc.poll() is not None:
-            err = self.proc.stderr.read()
-            raise AssertionError(f"exporter exited {self.proc.returncode}: {err}")
+            self._log_reader.join(5)
+            raise AssertionError(f"exporter exited {self.proc.returncode}: {self.logged()}")
         try:
             with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
                 return r.status == 200
@@ -99,7 +109,8 @@ class ExporterProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        return self.proc.stderr.read()
+        self._log_reader.join(5)
+        return self.logged()
 
 
 @pytest.fixture

@@ -51,6 +51,8 @@ def test_waits_for_missing_file(tmp_path, exporter_process):
     log = tmp_path / "later" / "node.log"
     log.parent.mkdir()
     proc = exporter_process("--node", f"n1:{log}")
+    # the file must appear after the tailer found it missing (else it is tailed from its end)
+    wait_for(lambda: "does not exist yet" in proc.logged(), what="the missing-file log line")
     assert proc.samples()['storagenode_log_source_up{node="n1"}'] == 0.0
     append(log, [upload_line(i) for i in range(3)])
     wait_for(lambda: uploads(proc) == 3, what="lines of the file that appeared")
