@@ -60,6 +60,17 @@ def total(samples: dict[str, float], name: str, **labels: str) -> float:
     )
 
 
+def terminate(proc: subprocess.Popen) -> None:
+    """SIGTERM and wait; SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class ExporterProcess:
     """The real `python -m exporter` started as a user would, on a free loopback port."""
 
@@ -102,13 +113,7 @@ class ExporterProcess:
 
     def stop(self) -> str:
         """SIGTERM, wait, and return what the process logged."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self._log_reader.join(5)
         return self.logged()
 

@@ -21,7 +21,7 @@ import pytest
 
 from exporter.sources.forwarder import ForwarderSource
 from forwarder.protocol import MAX_FRAME, FrameReader, PeerClosed, ProtocolError, encode
-from tests.conftest import ROOT, free_port, total, wait_for
+from tests.conftest import ROOT, free_port, terminate, total, wait_for
 
 US1 = "12EayRS2V1kEsWESU9QMRseFhdxYxKicsiFmxrsLZHeLUtdps3S"
 TOKEN = b"4f1c0a6e9b7d2c3e8a5f6b1d0c9e7a2b"
@@ -81,13 +81,7 @@ class ForwarderProcess:
         self.proc.wait(5)
 
     def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         return self.text()
 
 
