@@ -294,7 +294,7 @@ def test_failed_audit_reaches_the_webhook(tmp_path, started, exporter_process):
         "instance": instance, "node": "n1", "satellite": "us1", "action": "GET_AUDIT",
         "result": "failed",
     }
-    assert audit_failed["annotations"]["summary"] == "Storagenode n1 failed an audit for us1"
+    assert audit_failed["annotations"]["summary"] == "A storagenode failed an audit."
     assert audit_failed["annotations"]["description"].startswith(
         "Node n1 recently failed 1 audit(s) of satellite us1.")
 
