@@ -11,12 +11,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import tomllib
-import urllib.request
 from pathlib import Path
 
 import jsonschema
@@ -321,7 +318,13 @@ def test_hadolint_reports_a_bad_dockerfile(tmp_path):
 
 
 def test_dockerfile_shape():
-    assert re.search(r"^FROM python:3\.1[12]-slim", DOCKERFILE, re.M)
+    # One base for both stages, a build argument so CI can build on a base made from Debian
+    # packages (tests/test_docker_image.py); the default stays the official slim image.
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.1[12]-slim-bookworm$", DOCKERFILE, re.M)
+    froms = re.findall(r"^FROM (\S+)", DOCKERFILE, re.M)
+    assert len(froms) == 2 and set(froms) == {"${PYTHON_IMAGE}"}
+    # the package goes into a virtual environment whose bin/ is on PATH
+    assert re.search(r"^ENV PATH=/opt/storagenode-exporter/bin:\$PATH", DOCKERFILE, re.M)
     user = re.search(r"^USER (\S+)", DOCKERFILE, re.M).group(1)
     assert user.split(":")[0] not in ("0", "root")
     assert re.search(r"^EXPOSE 9184$", DOCKERFILE, re.M)
@@ -350,41 +353,7 @@ def _healthcheck_argv() -> list[str]:
     return json.loads(m.group(1))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_healthcheck_command_against_the_real_exporter(tmp_path):
-    argv = _healthcheck_argv()
-    assert argv[:2] == ["python", "-c"] and "/healthz" in argv[2] and ":9184/" in argv[2]
-    probe = subprocess.run(
-        [sys.executable, "-m", "exporter", "demo", "--help"], cwd=ROOT, capture_output=True
-    )
-    if probe.returncode != 0:
-        pytest.skip("exporter demo command not available yet")
-    port = _free_port()
-    check = [sys.executable, "-c", argv[2].replace(":9184/", f":{port}/")]
-    log = open(tmp_path / "exporter.log", "wb")  # noqa: SIM115 - closed below
-    exporter = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "demo", "--web.listen-address", f"127.0.0.1:{port}"],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).close()
-                break
-            except OSError:
-                assert exporter.poll() is None and time.monotonic() < deadline
-                time.sleep(0.2)
-        assert subprocess.run(check, timeout=10).returncode == 0
-    finally:
-        exporter.terminate()
-        exporter.wait(timeout=10)
-        log.close()
-    assert subprocess.run(check, capture_output=True, timeout=10).returncode != 0
+def test_healthcheck_follows_the_configured_address():
+    """No fixed port in the HEALTHCHECK: exporter/healthcheck.py reads the exporter's command
+    line (tests/test_healthcheck.py runs it against the real exporter)."""
+    assert _healthcheck_argv() == ["python", "-m", "exporter.healthcheck"]
