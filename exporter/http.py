@@ -1,145 +1,48 @@
-"""The HTTP side: landing page, /metrics, /healthz, and exporter-toolkit web config.
+"""The HTTP side: landing page, /metrics and /healthz, served so no client can stall it.
 
-`--web.config.file` takes the file format of the Prometheus exporter-toolkit
-(https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md):
-`tls_server_config` (cert_file, key_file, client_ca_file, client_auth_type, min_version) and
-`basic_auth_users` (user: bcrypt hash), so one file serves node_exporter and this exporter.
+The server is the stdlib's (wsgiref, one thread per connection) with the limits it lacks:
+- the TLS handshake runs in the connection's thread, not in the accepting one, so a socket
+  that never sends a ClientHello delays nobody;
+- a total deadline for the handshake, request line and headers (`READ_HEADER_TIMEOUT`, like
+  Go's ReadHeaderTimeout): idle and slowloris clients are cut off, whatever their pace;
+- a bound on connections (`MAX_CONNECTIONS`): beyond it the oldest connection that has not
+  sent its request yet is closed to make room, so a flood of idle sockets neither grows the
+  thread count nor locks a scraper out (a scrape sends its request within milliseconds).
+A watchdog thread enforces the deadlines by shutting the sockets down. Both limits can be
+set through the environment (seconds, count) for tests or unusual setups.
+
+`--web.config.file` (TLS, basic auth, headers, rate limit) is exporter/webconfig.py.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import contextlib
 import html
 import logging
+import os
 import socket
 import ssl
 import threading
-from dataclasses import dataclass, field
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+import time
+from dataclasses import dataclass
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer
 
 from exporter import __version__
-from exporter.config import ConfigError, is_loopback, load_yaml, parse_listen_address
+from exporter.config import ConfigError, is_loopback, parse_listen_address
+from exporter.webconfig import BasicAuth, WebConfig, load_web_config
+
+__all__ = ["WebConfig", "load_web_config", "make_app", "serve"]
 
 log = logging.getLogger("exporter.http")
 
-_CLIENT_AUTH = {
-    "NoClientCert": ssl.CERT_NONE,
-    "RequestClientCert": ssl.CERT_OPTIONAL,
-    "RequireAnyClientCert": ssl.CERT_REQUIRED,
-    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
-    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
-}
-_TLS_VERSIONS = {
-    "TLS10": ssl.TLSVersion.TLSv1,
-    "TLS11": ssl.TLSVersion.TLSv1_1,
-    "TLS12": ssl.TLSVersion.TLSv1_2,
-    "TLS13": ssl.TLSVersion.TLSv1_3,
-}
-
-
-@dataclass
-class WebConfig:
-    tls: ssl.SSLContext | None = None
-    users: dict[str, bytes] = field(default_factory=dict)  # user -> bcrypt hash
-
-    @property
-    def authenticated(self) -> bool:
-        return bool(self.users) or (
-            self.tls is not None and self.tls.verify_mode == ssl.CERT_REQUIRED
-        )
-
-
-def load_web_config(path: str) -> WebConfig:
-    """Parse an exporter-toolkit web config file; ConfigError names the key and file."""
-    data = load_yaml(path, "web config file")
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping")
-    known = {"tls_server_config", "basic_auth_users", "http_server_config"}
-    for key in data:
-        if key not in known:
-            raise ConfigError(f"{path}: {key}: unknown key (known: {', '.join(sorted(known))})")
-    web = WebConfig()
-    tls = data.get("tls_server_config")
-    if tls:
-        web.tls = _tls_context(path, tls)
-    users = data.get("basic_auth_users") or {}
-    if not isinstance(users, dict):
-        raise ConfigError(f"{path}: basic_auth_users: expected a mapping of user: bcrypt hash")
-    for user, hashed in users.items():
-        if not isinstance(hashed, str) or not hashed.startswith("$2"):
-            raise ConfigError(f"{path}: basic_auth_users.{user}: expected a bcrypt hash")
-        web.users[str(user)] = hashed.encode()
-    return web
-
-
-def _tls_context(path: str, tls: dict) -> ssl.SSLContext:
-    known = {"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version",
-             "max_version", "cipher_suites", "curve_preferences",
-             "prefer_server_cipher_suites", "client_allowed_sans"}
-    for key in tls:
-        if key not in known:
-            raise ConfigError(f"{path}: tls_server_config.{key}: unknown key")
-    for key in ("cert_file", "key_file"):
-        if not tls.get(key):
-            raise ConfigError(f"{path}: tls_server_config.{key}: missing")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        ctx.load_cert_chain(tls["cert_file"], tls["key_file"])
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"{path}: tls_server_config.cert_file/key_file: {exc}") from exc
-    auth = tls.get("client_auth_type", "NoClientCert")
-    if auth not in _CLIENT_AUTH:
-        raise ConfigError(f"{path}: tls_server_config.client_auth_type: unknown value {auth!r}")
-    ctx.verify_mode = _CLIENT_AUTH[auth]
-    if tls.get("client_ca_file"):
-        try:
-            ctx.load_verify_locations(tls["client_ca_file"])
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"{path}: tls_server_config.client_ca_file: {exc}") from exc
-    elif "Verify" in auth:
-        raise ConfigError(f"{path}: tls_server_config.client_ca_file: needed for {auth}")
-    for key, attr in (("min_version", "minimum_version"), ("max_version", "maximum_version")):
-        if key in tls:
-            if tls[key] not in _TLS_VERSIONS:
-                raise ConfigError(f"{path}: tls_server_config.{key}: unknown value {tls[key]!r}")
-            setattr(ctx, attr, _TLS_VERSIONS[tls[key]])
-    return ctx
-
-
-class _BasicAuth:
-    """Checks Authorization headers; bcrypt is slow, so verified credentials are cached."""
-
-    def __init__(self, users: dict[str, bytes]) -> None:
-        self.users = users
-        self._ok: set[bytes] = set()
-        self._lock = threading.Lock()
-
-    def check(self, header: str | None) -> bool:
-        if not header or not header.startswith("Basic "):
-            return False
-        try:
-            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return False
-        hashed = self.users.get(user)
-        if hashed is None:
-            return False
-        key = hashlib.sha256(hashed + b"\0" + password.encode()).digest()
-        with self._lock:
-            if key in self._ok:
-                return True
-        import bcrypt
-
-        if bcrypt.checkpw(password.encode(), hashed):
-            with self._lock:
-                self._ok.add(key)
-            return True
-        return False
-
+READ_HEADER_TIMEOUT_ENV = "STORAGENODE_EXPORTER_WEB_READ_HEADER_TIMEOUT"
+MAX_CONNECTIONS_ENV = "STORAGENODE_EXPORTER_WEB_MAX_CONNECTIONS"
+READ_HEADER_TIMEOUT = 10.0  # handshake + request line + headers, in total
+WRITE_TIMEOUT = 60.0  # from the end of the headers to the end of the response
+MAX_CONNECTIONS = 64
+REPORT_EVERY = 60.0  # at most one log line a minute about cut-off clients
 
 LANDING = """<!DOCTYPE html>
 <html><head><title>storagenode-exporter</title></head>
@@ -151,57 +54,244 @@ LANDING = """<!DOCTYPE html>
 <ul>{nodes}</ul>
 </body></html>
 """
+_TEXT = ("Content-Type", "text/plain; charset=utf-8")
 
 
 def make_app(registry: CollectorRegistry, nodes: list[str], web: WebConfig | None = None):
-    """WSGI app: `/` landing page, `/metrics`, `/healthz`; basic auth when configured."""
+    """WSGI app: `/` landing page, `/metrics`, `/healthz`.
+
+    `/healthz` answers to anyone (it says "ok" and nothing else), so a container health check
+    works with auth on; everything else needs the basic-auth credentials when configured.
+    """
     metrics = make_wsgi_app(registry)
-    auth = _BasicAuth(web.users) if web and web.users else None
+    auth = BasicAuth(web.users) if web and web.users else None
+    limit = web.rate_limit if web else None
+    extra = list(web.headers) if web else []
     page = LANDING.format(
         version=__version__,
         nodes="".join(f"<li>{html.escape(n)}</li>" for n in nodes) or "<li>(none)</li>",
     ).encode()
 
-    def app(environ, start_response):
+    def routes(environ, start_response):
+        path = environ.get("PATH_INFO", "/")
+        if path == "/healthz":
+            start_response("200 OK", [_TEXT])
+            return [b"ok\n"]
+        if limit is not None and not limit.allow():
+            start_response("429 Too Many Requests", [_TEXT])
+            return [b"Too Many Requests\n"]
         if auth is not None and not auth.check(environ.get("HTTP_AUTHORIZATION")):
             start_response("401 Unauthorized", [
-                ("WWW-Authenticate", 'Basic realm="storagenode-exporter"'),
-                ("Content-Type", "text/plain; charset=utf-8"),
-            ])
+                ("WWW-Authenticate", 'Basic realm="storagenode-exporter"'), _TEXT])
             return [b"Unauthorized\n"]
-        path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
             return metrics(environ, start_response)
-        if path == "/healthz":
-            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
-            return [b"ok\n"]
         if path in ("/", ""):
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
             return [page]
-        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        start_response("404 Not Found", [_TEXT])
         return [b"Not Found\n"]
+
+    if not extra:
+        return routes
+
+    def app(environ, start_response):
+        def with_headers(status, headers, exc_info=None):
+            return start_response(status, headers + extra, exc_info)
+
+        return routes(environ, with_headers)
 
     return app
 
 
-class _QuietHandler(WSGIRequestHandler):
+@dataclass
+class _Conn:
+    deadline: float
+    pending: bool = True  # still in the handshake or the request headers
+    cut: bool = False  # shut down by the watchdog or to make room
+
+
+class _Connections:
+    """The open connections, their deadlines, and the watchdog that enforces them."""
+
+    def __init__(self, limit: int, header_timeout: float) -> None:
+        self.limit = limit
+        self.header_timeout = header_timeout
+        self._conns: dict[socket.socket, _Conn] = {}
+        self._cond = threading.Condition()
+        self._counts: dict[str, int] = {}
+        self._reported = float("-inf")
+        threading.Thread(target=self._watch, name="http-watchdog", daemon=True).start()
+
+    def admit(self, sock: socket.socket) -> bool:
+        """Register a new connection; False (close it) only when all slots are serving."""
+        with self._cond:
+            live = [(c.deadline, s) for s, c in self._conns.items() if not c.cut]
+            if len(live) >= self.limit:
+                pending = [(d, s) for d, s in live if self._conns[s].pending]
+                if not pending or len(self._conns) >= 2 * self.limit:
+                    self._note("refused (every connection busy)")
+                    return False
+                self._cut(min(pending, key=lambda item: item[0])[1],
+                          f"closed to make room (more than {self.limit} connections)")
+            self._conns[sock] = _Conn(time.monotonic() + self.header_timeout)
+            self._cond.notify()
+            return True
+
+    def serving(self, sock: socket.socket) -> None:
+        """The request headers are in: the response gets its own deadline."""
+        with self._cond:
+            conn = self._conns.get(sock)
+            if conn is not None:
+                conn.pending = False
+                conn.deadline = time.monotonic() + WRITE_TIMEOUT
+
+    def release(self, sock: socket.socket) -> None:
+        """Forget the connection; called before it is closed, so a cut never hits a reused fd."""
+        with self._cond:
+            self._conns.pop(sock, None)
+
+    def note(self, what: str) -> None:
+        with self._cond:
+            self._note(what)
+            self._cond.notify()
+
+    def _note(self, what: str) -> None:
+        self._counts[what] = self._counts.get(what, 0) + 1
+
+    def _cut(self, sock: socket.socket, why: str) -> None:
+        self._conns[sock].cut = True
+        self._note(why)
+        # the base method: SSLSocket.shutdown would drop its TLS state under the worker
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def _watch(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for sock, conn in list(self._conns.items()):
+                    if not conn.cut and conn.deadline <= now:
+                        self._cut(sock, f"no complete request within {self.header_timeout:g} s"
+                                  if conn.pending else
+                                  f"response not taken within {WRITE_TIMEOUT:g} s")
+                if self._counts and now - self._reported >= REPORT_EVERY:
+                    log.warning("HTTP clients cut off%s: %s",
+                                "" if self._reported < 0 else f" in the last {REPORT_EVERY:g} s",
+                                ", ".join(f"{n} {what}" for what, n in self._counts.items()))
+                    self._counts.clear()
+                    self._reported = now
+                waits = [c.deadline - now for c in self._conns.values() if not c.cut]
+                if self._counts:
+                    waits.append(self._reported + REPORT_EVERY - now)
+                self._cond.wait(max(0.01, min(waits)) if waits else None)
+
+
+class _ServerHandler(ServerHandler):
+    def log_exception(self, exc_info) -> None:
+        """One line instead of a traceback on stderr (the client gets a 500)."""
+        log.error("HTTP %s failed: %s: %s", self.environ.get("PATH_INFO", "?")[:200],
+                  exc_info[0].__name__, exc_info[1])
+
+
+class _Handler(WSGIRequestHandler):
+    """One request per connection (HTTP/1.0), with the header deadline ended at the headers."""
+
     def log_message(self, format, *args):
         pass
+
+    def handle(self) -> None:
+        self.raw_requestline = self.rfile.readline(65537)
+        if not self.raw_requestline:
+            return
+        if len(self.raw_requestline) > 65536:
+            self.requestline, self.request_version, self.command = "", "", ""
+            self.send_error(414)
+            return
+        if not self.parse_request():
+            return
+        self.server.connections.serving(self.request)
+        self.request.settimeout(WRITE_TIMEOUT)
+        handler = _ServerHandler(self.rfile, self.wfile, self.get_stderr(), self.get_environ(),
+                                 multithread=True)
+        handler.request_handler = self
+        handler.run(self.server.get_app())
+
+
+class _Server(WSGIServer):
+    """wsgiref's server, a thread per admitted connection, TLS per connection."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+    def __init__(self, address, tls: ssl.SSLContext | None, web: WebConfig | None,
+                 connections: _Connections) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.tls, self.web, self.connections = tls, web, connections
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: socket.socket, client_address) -> None:
+        request.settimeout(self.connections.header_timeout)
+        if self.tls is not None:
+            try:  # no I/O here: the handshake happens in the connection's thread
+                request = self.tls.wrap_socket(request, server_side=True,
+                                               do_handshake_on_connect=False)
+            except OSError:
+                request.close()
+                return
+        if not self.connections.admit(request):
+            self.shutdown_request(request)
+            return
+        threading.Thread(target=self._serve, args=(request, client_address),
+                         name="http-conn", daemon=True).start()
+
+    def _serve(self, sock: socket.socket, client_address) -> None:
+        try:
+            if isinstance(sock, ssl.SSLSocket):
+                try:
+                    sock.do_handshake()
+                except ssl.SSLError as exc:
+                    self.connections.note(f"TLS handshake failed ({exc.reason or 'error'})")
+                    return
+                if not self.web.peer_allowed(sock):
+                    self.connections.note("client certificate without an allowed SAN")
+                    return
+            self.finish_request(sock, client_address)
+        except OSError as exc:  # resets, timeouts, sockets the watchdog shut down
+            log.debug("HTTP connection from %s: %s", client_address[0], exc)
+        except Exception as exc:  # one line, never a traceback per client
+            log.error("HTTP connection from %s: %s: %s", client_address[0],
+                      type(exc).__name__, exc)
+        finally:
+            self.connections.release(sock)
+            self.shutdown_request(sock)
+
+
+def _env_limit(name: str, default: float, kind: type) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"${name}: expected a positive {kind.__name__}, got {raw!r}")
+    return value
 
 
 def serve(app, listen_address: str, web: WebConfig | None = None):
     """Start the HTTP server in a daemon thread; returns (server, thread)."""
     host, port = parse_listen_address(listen_address)
-
-    class Server(ThreadingWSGIServer):
-        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-
+    connections = _Connections(
+        int(_env_limit(MAX_CONNECTIONS_ENV, MAX_CONNECTIONS, int)),
+        _env_limit(READ_HEADER_TIMEOUT_ENV, READ_HEADER_TIMEOUT, float),
+    )
     try:
-        httpd = make_server(host, port, app, Server, handler_class=_QuietHandler)
+        httpd = _Server((host, port), web.tls if web else None, web, connections)
     except OSError as exc:
         raise ConfigError(f"--web.listen-address {listen_address}: {exc.strerror}") from exc
-    if web is not None and web.tls is not None:
-        httpd.socket = web.tls.wrap_socket(httpd.socket, server_side=True)
+    httpd.set_app(app)
     if not is_loopback(host) and not (web and web.authenticated):
         log.warning(
             "listening on %s without authentication, as asked; set --web.config.file for "
