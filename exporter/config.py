@@ -165,6 +165,10 @@ def load_file(path: str, config: Config | None = None) -> Config:
                 {"token_file", "tls_ca_file", "tls_cert_file", "tls_key_file",
                  "tls_server_name", "tls_insecure_skip_verify"},
             ))
+            for key, value in node.forwarder.items():  # strict: 'no' is not false
+                flag = key == "tls_insecure_skip_verify"
+                _typed(f"{where}.forwarder.{key}", value, bool if flag else str,
+                       "true or false" if flag else "a string")
     return config
 
 
