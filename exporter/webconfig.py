@@ -146,6 +146,16 @@ def _file(where: str, value: Any, base: str) -> str:
     return os.path.join(base, _typed(where, value, str, "a file path"))
 
 
+def _readable(where: str, value: Any, base: str) -> str:
+    """A file path (relative to the web config) that can be opened; ssl errors omit the name."""
+    path = _file(where, value, base)
+    try:
+        with open(path, "rb"):
+            return path
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror}") from exc
+
+
 def _tls(where: str, raw: Any, base: str) -> tuple[ssl.SSLContext, frozenset[str] | None]:
     tls = _check_keys(where, raw, _TLS_KEYS)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -207,15 +217,12 @@ def _load_cert(where: str, tls: dict, base: str, ctx: ssl.SSLContext) -> None:
                 with os.fdopen(fd, "w") as fh:
                     fh.write(inline[name])
             else:
-                files[name] = _file(f"{where}.{name}_file", tls[f"{name}_file"], base)
+                files[name] = _readable(f"{where}.{name}_file", tls[f"{name}_file"], base)
         try:
             ctx.load_cert_chain(files["cert"], files["key"])
-        except OSError as exc:
-            raise ConfigError(f"{where}.cert_file: cannot read {exc.filename or ''}: "
-                              f"{exc.strerror or exc}") from exc
-        except ssl.SSLError as exc:
+        except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"{where}.cert_file/key_file: not a certificate and its "
-                              f"key: {exc.reason or exc}") from exc
+                              f"key: {getattr(exc, 'reason', None) or exc}") from exc
 
 
 def _load_client_ca(where: str, tls: dict, base: str, ctx: ssl.SSLContext) -> bool:
@@ -223,17 +230,15 @@ def _load_client_ca(where: str, tls: dict, base: str, ctx: ssl.SSLContext) -> bo
         raise ConfigError(f"{where}.client_ca: give client_ca_file or client_ca, not both")
     try:
         if tls.get("client_ca_file"):
-            ctx.load_verify_locations(_file(f"{where}.client_ca_file", tls["client_ca_file"],
-                                            base))
+            ctx.load_verify_locations(_readable(f"{where}.client_ca_file",
+                                                tls["client_ca_file"], base))
         elif tls.get("client_ca"):
             ctx.load_verify_locations(cadata=_string(f"{where}.client_ca", tls["client_ca"]))
         else:
             return False
-    except OSError as exc:
-        raise ConfigError(f"{where}.client_ca_file: cannot read: {exc.strerror or exc}") from exc
-    except ssl.SSLError as exc:
+    except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"{where}.client_ca_file: no CA certificate: "
-                          f"{exc.reason or exc}") from exc
+                          f"{getattr(exc, 'reason', None) or exc}") from exc
     return True
 
 
