@@ -2,13 +2,14 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+FUZZ_SECONDS ?= 600
 
-.PHONY: demo test lint bench deps-debian clean
+.PHONY: demo test lint bench fuzz deps-debian clean
 
 $(BIN)/storagenode-exporter: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,fuzz]'
 	touch $@
 
 ## demo: run the exporter against the embedded simulated node on 127.0.0.1:9184
@@ -27,11 +28,16 @@ lint: $(BIN)/storagenode-exporter
 bench: $(BIN)/storagenode-exporter
 	$(BIN)/python bench/run.py
 
-## deps-debian: the real Prometheus, Alertmanager, mtail and openssl the tests run (root)
+## fuzz: the parser and the C hot path (ASan+UBSan) under Atheris, FUZZ_SECONDS per harness
+fuzz: $(BIN)/storagenode-exporter
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+## deps-debian: the real Prometheus, Alertmanager, mtail and openssl the tests run, and
+## clang with its sanitizer runtimes for the fuzz build (root)
 deps-debian:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		prometheus prometheus-alertmanager mtail openssl
+		prometheus prometheus-alertmanager mtail openssl clang libclang-rt-dev
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info fuzz/build

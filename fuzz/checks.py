@@ -4,21 +4,25 @@ An input is one mode byte and a log: bytes, lines separated by b"\\n". The mode 
 what a real reader could pick (batch size, read time or log time, how invalid UTF-8 was
 decoded, a geo recorder or none), so that libFuzzer mutates those choices too.
 
-Checks, by name (`FUZZ_STRICT` lists the soft ones to enforce, comma separated, or `all`):
+Checks, by name (`FUZZ_STRICT` lists soft ones to enforce, comma separated, or `all`):
   raises        nothing raises, for any line (always enforced)
   count         every line gets exactly one answer: sum of lines by level + unparsed ==
                 lines fed (always enforced)
   same          batching never changes the result: a batch equals the same lines one by
                 one through parse_line + apply; the C hot path equals pure Python (always)
-  satellite     (soft) a satellite label is a known name, "invalid", or a well-formed node
-                ID (base58, 48-52 characters)
+  satellite     a satellite label is a known name, "invalid", "overflow" or a node ID:
+                exporter.satellites.SATELLITES.is_label where it exists (then enforced),
+                else (soft) the shape of a node ID (base58, 48-52 characters)
+  bounds        byte counters and histogram sums are finite and below 2**63; where
+                exporter.parser has MAX_PIECE_SIZE and MAX_FIELD (then enforced), no size
+                above it and no piece ID above MAX_FIELD characters
   piece         (soft) a piece_id label (top pieces) is a well-formed piece ID (base32)
-  values        (soft) byte counters and histogram sums are finite and below 2**63
 Soft checks that fail are counted and printed once each when not enforced.
 
 `FUZZ_ALLOW` (comma separated exception names, e.g. `OverflowError,TypeError`) counts those
 exceptions like a soft check instead of failing: for fuzzing past a known bug until its fix
-lands. A C/Python difference is never allowed.
+lands. When the pure Python path raises an allowed exception, the C result is not compared
+(there is no reference); any other C/Python difference is never allowed.
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ T0 = 1_780_000_000.0
 BATCH_SIZES = (1, 2, 3, 7, 16, 64, 1000, 1 << 30)
 DEMO_DB = ROOT / "exporter" / "data" / "demo-geoip.mmdb"
 
-SOFT = ("satellite", "piece", "values")
+SOFT = ("satellite", "bounds", "piece")
 _strict = os.environ.get("FUZZ_STRICT", "")
 STRICT = set(SOFT) if _strict == "all" else {x for x in _strict.split(",") if x}
+_defaults_added = False
 
 ALLOW = {x for x in os.environ.get("FUZZ_ALLOW", "").split(",") if x}
 
@@ -83,9 +88,24 @@ def batches(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)] or [[]]
 
 
+def _add_default_strict() -> None:
+    """Enforce the bounds the exporter has (imported late: exporter modules must be imported
+    by the harness, inside atheris.instrument_imports)."""
+    global _defaults_added
+    from exporter import parser, satellites
+
+    if hasattr(satellites.SATELLITES, "is_label"):
+        STRICT.add("satellite")
+    if hasattr(parser, "MAX_PIECE_SIZE") and hasattr(parser, "MAX_FIELD"):
+        STRICT.add("bounds")
+    _defaults_added = True
+
+
 def soft(name: str, ok: bool, detail: object) -> None:
     if ok:
         return
+    if not _defaults_added:
+        _add_default_strict()
     if name in STRICT:
         raise Finding(f"{name}: {detail!r}")
     soft_failures[name] = soft_failures.get(name, 0) + 1
@@ -128,18 +148,44 @@ def check_answers(state, fed: int) -> None:
                       f"(lines={state.lines}, unparsed={state.unparsed})")
 
 
-def check_labels(state) -> None:
-    from exporter.satellites import KNOWN
+def _is_satellite_label():
+    """The exporter's own rule when it has one (exporter.satellites.SatelliteNames.is_label,
+    with the INVALID and OVERFLOW values), else the shape of a node ID."""
+    from exporter import satellites
 
+    own = getattr(satellites.SATELLITES, "is_label", None)
+    extra = {getattr(satellites, "INVALID", "invalid"), getattr(satellites, "OVERFLOW", "overflow")}
+    if own is not None:
+        return lambda sat: sat in extra or own(sat)
+    return lambda sat: (sat in extra or sat in satellites.KNOWN
+                        or _NODE_ID.fullmatch(sat) is not None)
+
+
+def check_labels(state) -> None:
+    from exporter import parser
+
+    is_label = _is_satellite_label()
+    largest = getattr(parser, "MAX_PIECE_SIZE", 2**63)
+    longest = getattr(parser, "MAX_FIELD", 1 << 30)
     for satellite, _, _ in state.transfers:
-        soft("satellite", satellite in KNOWN or satellite == "invalid"
-             or _NODE_ID.fullmatch(satellite) is not None, satellite)
+        soft("satellite", is_label(satellite), satellite)
     for piece in state.top_pieces.counts:
         soft("piece", _PIECE_ID.fullmatch(piece) is not None, piece)
+        soft("bounds", len(piece) <= longest, f"a piece ID of {len(piece)} characters")
     for key, value in state.bytes.items():
-        soft("values", 0 <= value < 2**63, (key, value))
+        soft("bounds", 0 <= value < 2**63, (key, value))
     for hist in (*state.sizes.values(), *state.durations.values()):
-        soft("values", math.isfinite(hist.sum) and 0 <= hist.sum < 2**63, hist.sum)
+        soft("bounds", math.isfinite(hist.sum) and 0 <= hist.sum < 2**63, hist.sum)
+    for action, hist in state.sizes.items():  # every size observed was at most `largest`
+        soft("bounds", hist.sum <= largest * sum(hist.counts), (action, hist.sum))
+
+
+def check_size(line: str, size: int | None) -> None:
+    """A size the parser answered is a plausible one."""
+    if size is not None:
+        from exporter import parser
+
+        soft("bounds", size <= getattr(parser, "MAX_PIECE_SIZE", 2**63), (size, line[:200]))
 
 
 def same(got: dict, expected: dict, what: str) -> None:

@@ -57,12 +57,15 @@ def _run(feed, items, read_time) -> tuple[list, BaseException | None]:
     return out, None
 
 
-def _pair(mode: checks.Mode, method: str, items: list, what: str) -> NodeState:
-    """The same batches through C and pure Python: same answers, same exception, same state."""
+def _pair(mode: checks.Mode, method: str, items: list, what: str) -> NodeState | None:
+    """The same batches through C and pure Python: same answers, same exception, same state.
+    Returns the C state, or None when there was no reference."""
     c = NodeState("n", native=True, geo=checks.make_geo(mode))
     py = NodeState("n", native=False, geo=checks.make_geo(mode))
     c_out, c_exc = _run(getattr(c, method), items, mode.read_time)
     py_out, py_exc = _run(getattr(py, method), items, mode.read_time)
+    if py_exc is not None and checks.allowed(py_exc):
+        return None  # a known bug of the Python side (FUZZ_ALLOW): no reference to compare
     if type(c_exc) is not type(py_exc):
         raise checks.Finding(f"same: {what}: C raised {c_exc!r}, Python {py_exc!r}") from (
             c_exc or py_exc)
@@ -89,12 +92,14 @@ def one_input(data: bytes) -> None:
     raw_lines = raw.split(b"\n")
     blocks = [b"\n".join(x) for x in checks.batches(raw_lines, mode.batch)]
     state = _pair(mode, "feed_block", blocks, f"feed_block() in blocks of {mode.batch} lines")
-    checks.check_answers(state, len(raw_lines))
-    checks.check_labels(state)
+    if state is not None:
+        checks.check_answers(state, len(raw_lines))
+        checks.check_labels(state)
     lines = raw.decode("utf-8", mode.errors).split("\n")
     state = _pair(mode, "feed", checks.batches(lines, mode.batch),
                   f"feed() in batches of {mode.batch}, text decoded with {mode.errors}")
-    checks.check_answers(state, len(lines))
+    if state is not None:
+        checks.check_answers(state, len(lines))
 
 
 def main() -> None:

@@ -45,6 +45,8 @@ def check_event(line: str, event: tuple | None) -> None:
         ok = False
     if not ok:
         raise checks.Finding(f"parse_line({line!r}) = {event!r}")
+    if event[0] == TRANSFER:
+        checks.check_size(line, event[7])
 
 
 def test_one_input(data: bytes) -> None:

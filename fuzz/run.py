@@ -54,8 +54,11 @@ class Result:
                 f"(exit {self.returncode}), input: {self.artifact or 'a seed, see the log'}")
 
 
-def run(harness: str, seconds: int, *, max_len: int = 65536, quiet: bool = False) -> Result:
-    """One harness for `seconds` of fuzzing (after the seeds ran in full)."""
+def run(harness: str, seconds: int, *, corpus: Path | None = None, max_len: int = 65536,
+        quiet: bool = False) -> Result:
+    """One harness for `seconds` of fuzzing (after the seeds ran in full). `corpus`: where
+    libFuzzer keeps the inputs it found (default fuzz/build/corpus/<harness>/, kept between
+    runs)."""
     seed_dir = seeds.build()
     if harness == "hotpath":
         build.build()
@@ -63,7 +66,7 @@ def run(harness: str, seconds: int, *, max_len: int = 65536, quiet: bool = False
     else:
         env = dict(os.environ)
     env["FUZZ_FULL_SEEDS"] = str(seed_dir)
-    corpus = build.BUILD / "corpus" / harness
+    corpus = corpus or build.BUILD / "corpus" / harness
     artifacts = build.BUILD / "artifacts"
     corpus.mkdir(parents=True, exist_ok=True)
     artifacts.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
-"""Seed corpus: the fixture logs in small chunks, plus hostile lines that broke (or could
-break) the parser, the state or the C hot path. Written to fuzz/build/seeds/ (not committed;
-rebuilt in a second). Each seed starts with the mode byte of fuzz/checks.py."""
+"""Seed corpus: the fixture logs in small chunks, hostile lines that broke (or could break)
+the parser, the state or the C hot path, and every reproducer in fuzz/crashes/ (so each run
+replays the findings). Written to fuzz/build/seeds/ (not committed; rebuilt in a second).
+Each seed starts with the mode byte of fuzz/checks.py; the reproducers already have one."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "logs"
 SEEDS = ROOT / "fuzz" / "build" / "seeds"
+CRASHES = ROOT / "fuzz" / "crashes"
 
 US1 = "12EayRS2V1kEsWESU9QMRseFhdxYxKicsiFmxrsLZHeLUtdps3S"
 PIECE = "VKEVYEKTPFUNEGQWKX56S4QILEOXOQFE7IZMGZS2TVPPIQRPN5UQ"
@@ -80,6 +82,8 @@ def build(folder: Path = SEEDS) -> Path:
         # vary the mode byte: batch size, read time, decoding, geo (fuzz/checks.py Mode)
         data = bytes([(i * 37) & 0x3F]) + seed
         (folder / hashlib.sha1(data).hexdigest()[:16]).write_bytes(data)
+    for path in sorted(CRASHES.iterdir()):
+        shutil.copyfile(path, folder / f"crash-{path.name}")
     return folder
 
 
