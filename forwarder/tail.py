@@ -1,13 +1,15 @@
 """Where to start reading a log for a client, and reading it from there.
 
 The exporter hands back the position of the last line it applied (path, device, inode,
-offset, first-bytes fingerprint, as exporter.sources.file.FileSource reports it). If the file
-at the configured path is still that file, tailing continues at the offset. If the log was
-rotated while nobody was connected, the saved file is looked up in the log's directory (by
-device/inode for rename rotation, by fingerprint for the copy logrotate's copytruncate
-leaves) and read to its end from the offset, then any sibling rotated after it, then the
-current file from its start. Tailing itself is the exporter's FileSource/DockerJsonSource,
-so rotation and copytruncate while connected behave exactly as in local tailing.
+offset, first-bytes fingerprint, as exporter.sources.file.FileSource reports it). The rule
+for honouring it is exporter.sources.rotated.resolve, the same as for a state file: only the
+log itself and its own rotated files (`node.log.1`, `node.log.2.gz`, `node.log-20261201`),
+with the full fingerprint. If the log was rotated while nobody was connected, the saved file
+is read from the offset, then the files rotated after it, then the current file from its
+start. A position that is not one of ours (another file of the directory, a short
+fingerprint, a negative offset, wrong types) is logged once and treated as no position: the
+client starts as a new one. Tailing itself is the exporter's FileSource/DockerJsonSource, so
+rotation and copytruncate while connected behave exactly as in local tailing.
 """
 
 from __future__ import annotations
@@ -16,15 +18,23 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from exporter.sources.base import Batch
 from exporter.sources.docker import DockerJsonSource
-from exporter.sources.file import FINGERPRINT_BYTES, FileSource
-from exporter.sources.rotated import find_saved_file, matches, newer_siblings, read_head
+from exporter.sources.file import FileSource
+from exporter.sources.rotated import (
+    Resume,
+    describe,
+    position_at,
+    read_head,
+    resolve,
+    waiting_position,
+)
 
 log = logging.getLogger("forwarder.tail")
+
 
 @dataclass
 class LogSpec:
@@ -49,120 +59,55 @@ def position_of(path: str, offset: int | None) -> dict[str, Any] | None:
         "path": path,
         "dev": st.st_dev,
         "ino": st.st_ino,
-        "offset": st.st_size if offset is None else offset,
+        "offset": st.st_size if offset is None else min(offset, st.st_size),
         "fingerprint": read_head(path).hex(),
     }
 
 
-def valid_position(pos: Any) -> bool:
-    if not isinstance(pos, dict):
-        return False
-    try:
-        bytes.fromhex(str(pos.get("fingerprint", "")))
-        return all(isinstance(pos.get(k), int) and pos[k] >= 0 for k in ("dev", "ino", "offset"))
-    except ValueError:
-        return False
-
-
 @dataclass
 class Plan:
-    """Files to read to their end (path, resume position), then the live file."""
+    """Where reading starts (`resume`, handed to the tailer) and that place as a position
+    (`start`, told to the client before any line)."""
 
-    drains: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
-    live_resume: dict[str, Any] | None = None
-    live_from_start: bool = False
-    start: dict[str, Any] | None = None  # the position reading starts at, told to the client
+    resume: Resume
+    start: dict[str, Any] | None
     note: str = ""
 
 
-def plan(spec: LogSpec, pos: dict[str, Any] | None, from_start: bool) -> Plan:
+def _from_scratch(spec: LogSpec, from_start: bool, note: str) -> Plan:
+    start = position_of(spec.path, 0 if from_start else None)
+    if start is None:  # not there yet: everything it will contain is new
+        return Plan(Resume("waiting"), waiting_position(spec.path), "waiting for the file")
+    return Plan(Resume("live", live_offset=start["offset"]), start, note)
+
+
+def plan(spec: LogSpec, pos: Any, from_start: bool) -> Plan:
     """Decide where reading starts for a client that saved `pos` (None: a new client)."""
-    path = spec.path
-    if pos is None or not valid_position(pos):
-        if pos is not None:
-            log.warning("log %s: ignoring an invalid resume position %r", spec.name, pos)
-        start = position_of(path, 0 if from_start else None)
-        if start is None:  # not there yet: everything it will contain is new
-            return Plan(live_from_start=True, note="waiting for the file")
-        where = "start" if from_start else "end"
-        return Plan(live_resume=start, start=start, note=f"new client, from the {where}")
-    fingerprint = bytes.fromhex(pos.get("fingerprint", ""))
-    try:
-        st = os.stat(path)
-    except OSError:
-        st = None
-    same_file = st is not None and (st.st_dev, st.st_ino) == (pos["dev"], pos["ino"])
-    if same_file and matches(st, read_head(path), pos, fingerprint):
-        live = {**pos, "path": path}
-        return Plan(live_resume=live, start=live, note=f"resuming at offset {pos['offset']}")
-    found = find_saved_file(path, pos)
-    if found is None:
-        log.warning(
-            "log %s: the file of the saved position (inode %s, offset %s) is gone; "
-            "reading %s from its start", spec.name, pos["ino"], pos["offset"], path,
-        )
-        return Plan(live_from_start=True, start=position_of(path, 0),
-                    note="saved file gone, from the start")
-    saved_path, saved_st = found
-    resume = {**pos, "path": saved_path, "dev": saved_st.st_dev, "ino": saved_st.st_ino}
-    drains: list[tuple[str, dict[str, Any] | None]] = [(saved_path, resume)]
-    skip = {(saved_st.st_dev, saved_st.st_ino)}
-    if st is not None:
-        skip.add((st.st_dev, st.st_ino))
-    for sibling in newer_siblings(path, saved_st, skip):
-        drains.append((sibling, None))
-    names = ", ".join(os.path.basename(p) for p, _ in drains)
-    log.info("log %s was rotated while disconnected; reading %s, then %s", spec.name, names, path)
-    return Plan(drains=drains, live_from_start=True, start=resume,
-                note=f"rotated while disconnected, reading {names} first")
-
-
-class _FingerprintMixin:
-    """Positions whose fingerprint covers the bytes already read.
-
-    FileSource refreshes a short fingerprint (a file that was nearly empty when opened) only at
-    the end-of-file check after a batch, so the batch's position could still carry the empty
-    one, and a copytruncate copy could then not be recognised on resume.
-    """
-
-    def position(self):
-        fp = self._fingerprint
-        if self._fd is not None and len(fp) < FINGERPRINT_BYTES and self._offset > len(fp):
-            current = os.pread(self._fd, FINGERPRINT_BYTES, 0)
-            if current.startswith(fp):
-                self._fingerprint = current
-        return super().position()
-
-
-class _LiveFile(_FingerprintMixin, FileSource):
-    pass
-
-
-class _LiveDocker(_FingerprintMixin, DockerJsonSource):
-    pass
-
-
-class _DrainMixin(_FingerprintMixin):
-    """Read a rotated file to its end and stop, instead of following it."""
-
-    _done = False
-
-    def _check_rotation(self):  # at EOF: the file is finished, deliver its unterminated tail
-        if self._done:
-            return None
-        self._done = True
-        return self.splitter.flush()
-
-    def _sleep(self, wake, stop) -> None:  # EOF reached twice: stop this source
-        stop.set()
-
-
-class _DrainFile(_DrainMixin, FileSource):
-    pass
-
-
-class _DrainDocker(_DrainMixin, DockerJsonSource):
-    pass
+    where = "start" if from_start else "end"
+    resume = resolve(spec.path, pos)
+    if resume.status == "new":
+        return _from_scratch(spec, from_start, f"new client, from the {where}")
+    if resume.status == "invalid":
+        log.warning("log %s: ignoring a resume position that is not one of this log's (%s): "
+                    "%s; starting as a new client", spec.name, resume.reason, describe(pos))
+        return _from_scratch(spec, from_start, f"unusable resume position, from the {where}")
+    if resume.status == "waiting":
+        start = position_of(spec.path, 0) or waiting_position(spec.path)
+        return Plan(resume, start, "the file was not there, from its start")
+    if resume.status == "live":
+        start = position_of(spec.path, resume.live_offset)
+        return Plan(resume, start, f"resuming at offset {resume.live_offset}")
+    if resume.status == "gone":
+        log.warning("log %s: the file of the saved position (%s) is not among the log's files; "
+                    "reading %s from its start", spec.name, describe(pos), spec.path)
+        return Plan(resume, position_of(spec.path, 0) or waiting_position(spec.path),
+                    "saved file gone, from the start")
+    first, offset = resume.chain[0]
+    names = ", ".join(os.path.basename(item.path) for item, _ in resume.chain)
+    log.info("log %s was rotated while disconnected; reading %s, then %s", spec.name, names,
+             spec.path)
+    return Plan(resume, position_at(first, offset, read_head(first.path, first.compressed)),
+                f"rotated while disconnected, reading {names} first")
 
 
 class LogTail:
@@ -178,17 +123,7 @@ class LogTail:
         self.live: FileSource | None = None
 
     def batches(self, stop: threading.Event) -> Iterator[Batch]:
-        common = dict(poll_interval=self.poll_interval, max_line_bytes=self.max_line_bytes,
-                      watch=False)
-        for path, resume in self.plan.drains:
-            drain_cls = _DrainDocker if self.spec.docker else _DrainFile
-            source = drain_cls(path, resume=resume, from_start=True, **common)
-            done = threading.Event()
-            for batch in source.batches(done):
-                yield batch
-                if stop.is_set():
-                    return
-        live_cls = _LiveDocker if self.spec.docker else _LiveFile
-        self.live = live_cls(self.spec.path, resume=self.plan.live_resume,
-                             from_start=self.plan.live_from_start, **common)
+        cls = DockerJsonSource if self.spec.docker else FileSource
+        self.live = cls(self.spec.path, start=self.plan.resume, poll_interval=self.poll_interval,
+                        max_line_bytes=self.max_line_bytes, watch=False)
         yield from self.live.batches(stop)

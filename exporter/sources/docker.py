@@ -68,11 +68,27 @@ def unwrap(raw: str) -> tuple[str, str] | None:
 
 
 class DockerJsonSource(FileSource):
+    """A json-file log. Its resume point is the start of an entry Docker split and we hold
+    partly (`_joined`), so a restart or a broken connection reads all its pieces again."""
+
     def __init__(self, path: str, **kwargs) -> None:
         super().__init__(path, **kwargs)
         self.description = f"docker json-file {path}"
         self._clock = DockerTime()
         self._joined = ""
+        self._joined_bytes = 0  # bytes in this file of the pieces held in _joined
+        self._deferred: list[str] = []  # not-Docker lines met among the held pieces
+
+    def held_bytes(self) -> int:
+        return self.splitter.pending_bytes + self._joined_bytes
+
+    def _file_switched(self) -> None:
+        # pieces held from the old file cannot be re-read from a position in the new one
+        self._joined_bytes = 0
+
+    def _restart_reader(self) -> None:
+        super()._restart_reader()
+        self._joined, self._joined_bytes, self._deferred = "", 0, []
 
     def make_batch(self, lines: list[str]) -> Batch:
         out: list[str] = []
@@ -82,6 +98,10 @@ class DockerJsonSource(FileSource):
         for raw in lines:
             item = unwrap(raw)
             if item is None:
+                if self._joined:  # inside a split entry: delivered after it, re-read with it
+                    self._deferred.append(raw)
+                    self._joined_bytes += len(raw.encode()) + 1
+                    continue
                 out.append(raw)  # not ours: the parser will count it as unparsed
                 times.append(fallback or 0.0)
                 continue
@@ -89,16 +109,25 @@ class DockerJsonSource(FileSource):
             if text[-1:] != "\n":  # Docker split a long line: keep joining
                 if len(self._joined) + len(text) <= MAX_JOINED:
                     self._joined += text
-                else:
-                    self._joined = ""
+                    self._joined_bytes += len(raw.encode()) + 1
+                else:  # too long to keep: the pieces so far are dropped
+                    self._joined, self._joined_bytes = "", 0
+                    self._flush_deferred(out, times, fallback)
                 continue
             if self._joined:
-                text, self._joined = self._joined + text, ""
+                text, self._joined, self._joined_bytes = self._joined + text, "", 0
             when = clock(stamp) if stamp else None
             if when is not None:
                 fallback = when
             out.append(text[:-1])
             times.append(when if when is not None else 0.0)
+            self._flush_deferred(out, times, fallback)
         batch_time = fallback if fallback is not None else time.time()
         times = [t or batch_time for t in times]
         return Batch(out, times, self.position())
+
+    def _flush_deferred(self, out: list[str], times: list[float], when: float | None) -> None:
+        if self._deferred:
+            out.extend(self._deferred)
+            times.extend([when or 0.0] * len(self._deferred))
+            self._deferred = []
