@@ -57,7 +57,14 @@ def parser() -> argparse.ArgumentParser:
                    "(default 5)")
     p.add_argument("--poll-interval", type=float, default=0.05, metavar="SECONDS",
                    help="how often to look for new lines (default 0.05)")
-    p.add_argument("--max-clients", type=int, default=16, help="concurrent clients (default 16)")
+    p.add_argument("--max-clients", type=int, default=16,
+                   help="concurrent authenticated clients (default 16)")
+    p.add_argument("--max-handshakes", type=int, default=8, metavar="N",
+                   help="connections not yet authenticated; when full, a new one takes the "
+                   "place of the oldest (default 8)")
+    p.add_argument("--handshake-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="time from connect to authenticated and subscribed, TLS included "
+                   "(default 5)")
     p.add_argument("--log.level", dest="log_level", default="info",
                    choices=["debug", "info", "warn", "error"])
     return p
@@ -142,12 +149,15 @@ def build(args: argparse.Namespace) -> tuple[Settings, tuple[str, int]]:
             f"authentication; give --token-file (or ${TOKEN_ENV}), or --insecure-no-auth if "
             "the network is trusted"
         )
-    if args.heartbeat <= 0 or args.poll_interval <= 0 or args.max_clients < 1:
-        raise UsageError("--heartbeat, --poll-interval and --max-clients must be positive")
+    if min(args.heartbeat, args.poll_interval, args.max_clients, args.max_handshakes,
+           args.handshake_timeout) <= 0:
+        raise UsageError("--heartbeat, --poll-interval, --max-clients, --max-handshakes and "
+                         "--handshake-timeout must be positive")
     settings = Settings(
         logs=logs, token=token, tls=tls_context(args), heartbeat=args.heartbeat,
         dead_after=4 * args.heartbeat, poll_interval=args.poll_interval,
-        max_clients=args.max_clients,
+        max_clients=args.max_clients, max_pending=args.max_handshakes,
+        handshake_timeout=args.handshake_timeout,
     )
     return settings, (host, port)
 
@@ -158,7 +168,7 @@ def listen(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-        sock.listen(16)
+        sock.listen(128)  # a burst of connects waits here, not in SYN retries
     except OSError as exc:
         sock.close()
         raise UsageError(f"--listen {host}:{port}: {exc.strerror or exc}") from exc

@@ -20,7 +20,14 @@ from pathlib import Path
 import pytest
 
 from exporter.sources.forwarder import ForwarderSource
-from forwarder.protocol import MAX_FRAME, FrameReader, PeerClosed, ProtocolError, encode
+from forwarder.protocol import (
+    MAX_FRAME,
+    VERSION,
+    FrameReader,
+    PeerClosed,
+    ProtocolError,
+    encode,
+)
 from tests.conftest import ROOT, free_port, terminate, total, wait_for
 
 US1 = "12EayRS2V1kEsWESU9QMRseFhdxYxKicsiFmxrsLZHeLUtdps3S"
@@ -248,7 +255,8 @@ def test_wrong_token_and_foreign_clients_are_refused_without_disturbing_a_good_o
         hello = reader.read_until(5)
         assert hello["type"] == "hello" and hello["auth"] == "hmac-sha256"
         assert len(hello["nonce"]) == 64
-        sock.sendall(encode({"type": "auth", "version": 1, "nonce": "ab" * 32, "mac": "00" * 32}))
+        sock.sendall(encode({"type": "auth", "version": VERSION, "nonce": "ab" * 32,
+                             "mac": "00" * 32}))
         answer = reader.read_until(5)
         assert answer == {"type": "error", "message": "authentication failed: wrong token"}
         with pytest.raises(PeerClosed):

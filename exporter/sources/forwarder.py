@@ -6,7 +6,10 @@ last batch it handed out, so the forwarder continues exactly there, across its o
 network cuts, exporter restarts (the checkpoint holds the same position) and rotations that
 happened meanwhile. Lines carry the forwarder's read times, so durations are as precise as
 local tailing. Connection failures are retried with capped exponential backoff; they never
-raise out of `batches()`.
+raise out of `batches()`. With a token, every frame after the handshake is authenticated
+(forwarder/protocol.py FrameMac): a changed, injected or replayed frame drops the connection
+before any of its lines is handed out, and the reconnection resumes at the last good batch.
+Everything the forwarder sends that reaches a log line goes through `printable`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from exporter.config import Config, ConfigError, NodeConfig
@@ -27,21 +30,27 @@ from forwarder.protocol import (
     MAX_HANDSHAKE_FRAME,
     TOKEN_ENV,
     VERSION,
+    FrameMac,
     FrameReader,
     ProtocolError,
     client_proof,
     encode,
     expect,
     new_nonce,
+    printable,
     proof_ok,
     read_token_file,
     server_proof,
+    session_keys,
 )
 
 log = logging.getLogger("exporter.source.forwarder")
 
 _TLS_KEYS = ("tls_ca_file", "tls_cert_file", "tls_key_file", "tls_server_name",
              "tls_insecure_skip_verify")
+
+
+_Send = Callable[[dict[str, Any]], None]
 
 
 class _Refused(Exception):
@@ -87,8 +96,8 @@ class ForwarderSource(Source):
             ):
                 self._position = resume
             else:
-                log.warning("%s: saved position %r is not for this log; starting fresh",
-                            self.description, resume)
+                log.warning("%s: saved position %s is not for this log; starting fresh",
+                            self.description, printable(resume))
 
     # ---- configuration -------------------------------------------------------------------
 
@@ -124,7 +133,7 @@ class ForwarderSource(Source):
         failure = ""
         while not stop.is_set():
             try:
-                sock, reader, ready = self._connect()
+                sock, reader, ready, send = self._connect()
             except (OSError, ProtocolError, _Refused) as exc:
                 self.stats.up = False
                 reason = _describe(exc)
@@ -143,12 +152,13 @@ class ForwarderSource(Source):
             self.stats.up = True
             start = ready.get("position")
             log.info("%s: connected%s", self.description,
-                     f", reading from offset {start['offset']} of {start['path']}"
+                     f", reading from offset {printable(start['offset'])} of "
+                     f"{printable(start.get('path'))}"
                      if isinstance(start, dict) and "offset" in start else "")
             began = time.monotonic()
             reason = "stopped"
             try:
-                yield from self._stream(sock, reader, ready, stop)
+                yield from self._stream(send, reader, ready, stop)
             except (OSError, ProtocolError) as exc:
                 reason = _describe(exc)
             finally:
@@ -162,28 +172,34 @@ class ForwarderSource(Source):
             stop.wait(delay)
             delay = min(delay * 2, self.backoff_max)
 
-    def _connect(self) -> tuple[socket.socket, FrameReader, dict[str, Any]]:
+    def _connect(self) -> tuple[socket.socket, FrameReader, dict[str, Any], _Send]:
+        deadline = time.monotonic() + self.connect_timeout  # for the whole handshake
         sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tls is not None:
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
                 sock = self.tls.wrap_socket(sock, server_hostname=self.server_name)
             reader = FrameReader(sock, MAX_HANDSHAKE_FRAME)
-            ready = self._handshake(sock, reader)
+            ready, send = self._handshake(sock, reader, deadline)
             reader.max_frame = MAX_FRAME
             sock.settimeout(self.dead_after)
-            return sock, reader, ready
+            return sock, reader, ready, send
         except BaseException:
             sock.close()
             raise
 
-    def _handshake(self, sock: socket.socket, reader: FrameReader) -> dict[str, Any]:
-        timeout = self.connect_timeout
-        hello = expect(reader.read_until(timeout), "hello")
-        if hello.get("version") != VERSION:
-            raise _Refused(f"forwarder speaks protocol version {hello.get('version')!r}, "
-                           f"this exporter {VERSION}")
+    def _handshake(
+        self, sock: socket.socket, reader: FrameReader, deadline: float
+    ) -> tuple[dict[str, Any], _Send]:
+        hello = expect(reader.read_before(deadline), "hello")
+        version = hello.get("version")
+        if version != VERSION:
+            older = isinstance(version, int) and version < VERSION
+            raise _Refused(f"forwarder speaks protocol version {printable(version)}, this "
+                           f"exporter {VERSION}; upgrade the "
+                           f"{'forwarder' if older else 'exporter'}")
         server_nonce, nonce = str(hello.get("nonce", "")), new_nonce()
         wants_auth = hello.get("auth") != "none"
         if wants_auth and self.token is None:
@@ -194,24 +210,30 @@ class ForwarderSource(Source):
                            "yours; give it the same --token-file")
         mac = client_proof(self.token, server_nonce, nonce) if self.token else ""
         sock.sendall(encode({"type": "auth", "version": VERSION, "nonce": nonce, "mac": mac}))
-        welcome = reader.read_until(timeout)
+        welcome = reader.read_before(deadline)
         if welcome["type"] == "error":
-            raise _Refused(f"forwarder says: {welcome.get('message', 'refused')}")
+            raise _Refused(f"forwarder says: {printable(welcome.get('message', 'refused'))}")
         expect(welcome, "welcome")
-        if self.token is not None and not proof_ok(
-            server_proof(self.token, server_nonce, nonce), welcome.get("mac")
-        ):
-            raise _Refused("the forwarder failed to prove it knows the token")
+        up: FrameMac | None = None
+        if self.token is not None:
+            if not proof_ok(server_proof(self.token, server_nonce, nonce), welcome.get("mac")):
+                raise _Refused("the forwarder failed to prove it knows the token")
+            down_key, up_key = session_keys(self.token, server_nonce, nonce)
+            reader.mac, up = FrameMac(down_key), FrameMac(up_key)
+
+        def send(message: dict[str, Any]) -> None:  # only this thread sends: wire order
+            sock.sendall(encode(message, up))
+
         position = self._position["file"] if self._position else None
-        sock.sendall(encode({"type": "subscribe", "log": self.log_name, "position": position,
-                             "from_start": self.from_start}))
-        ready = reader.read_until(timeout)
+        send({"type": "subscribe", "log": self.log_name, "position": position,
+              "from_start": self.from_start})
+        ready = reader.read_before(deadline)
         if ready["type"] == "error":
-            raise _Refused(f"forwarder says: {ready.get('message', 'refused')}")
-        return expect(ready, "ready")
+            raise _Refused(f"forwarder says: {printable(ready.get('message', 'refused'))}")
+        return expect(ready, "ready"), send
 
     def _stream(
-        self, sock: socket.socket, reader: FrameReader, ready: dict[str, Any],
+        self, send: _Send, reader: FrameReader, ready: dict[str, Any],
         stop: threading.Event,
     ) -> Iterator[Batch]:
         stats = self.stats
@@ -240,7 +262,7 @@ class ForwarderSource(Source):
                 if now - last_received > dead_after:
                     raise ProtocolError(f"no data or heartbeat for {dead_after:g}s")
                 if now - last_sent >= heartbeat:
-                    sock.sendall(encode({"type": "ping", "time": time.time()}))
+                    send({"type": "ping", "time": time.time()})
                     last_sent = now
                 continue
             last_received = now
@@ -250,12 +272,12 @@ class ForwarderSource(Source):
                 if batch.position is not None:
                     self._position = batch.position
                 yield batch
-                sock.sendall(encode({"type": "ack", "seq": message["seq"]}))
+                send({"type": "ack", "seq": message["seq"]})
                 last_received = last_sent = time.monotonic()  # time spent applying is ours
             elif kind == "error":
-                raise ProtocolError(f"forwarder says: {message.get('message', 'error')}")
+                raise ProtocolError(f"forwarder says: {printable(message.get('message'))}")
             elif kind != "ping":
-                log.debug("%s: ignoring a %r message", self.description, kind)
+                log.debug("%s: ignoring a '%s' message", self.description, printable(kind))
 
     def _batch(self, message: dict[str, Any]) -> Batch:
         lines, times, seq = message.get("lines"), message.get("times"), message.get("seq")
