@@ -14,10 +14,18 @@
  * Rare branches call back into NodeState (_sweep, _evict_oldest, _new_satellite,
  * _durations_for, TopPieces.add, the timestamp cache, geo.record), so there is one
  * implementation of each of them.
+ *
+ * Hostile lines (issue 12): a size over parser.MAX_PIECE_SIZE or a piece ID or remote
+ * address over parser.MAX_FIELD goes to Python, and the label of a satellite seen for the
+ * first time is the one NodeState._new_satellite returns (the ID, "invalid" or "overflow").
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
+
+/* parser.MAX_PIECE_SIZE and parser.MAX_FIELD (tests/test_poison.py holds them equal) */
+#define MAX_PIECE_SIZE (64LL << 20)
+#define MAX_FIELD 128
 
 #define N_ACTIONS 5
 static const char *ACTION_NAMES[N_ACTIONS] = {"GET", "GET_AUDIT", "GET_REPAIR", "PUT",
@@ -201,8 +209,9 @@ parse_common(const char *p, const char *end, CommonLine *c)
     }
     else
         return 0;
-    if (!fits || (!c->has_size && !c->started))
-        return 0; /* leave odd sizes to the Python parser */
+    if (!fits || (!c->has_size && !c->started) || (c->has_size && c->size > MAX_PIECE_SIZE) ||
+        c->piece_len > MAX_FIELD || c->remote_len > MAX_FIELD)
+        return 0; /* leave odd sizes and fields to the Python parser */
     return end - p == 1 && *p == '}';
 }
 
@@ -385,13 +394,20 @@ flush(Ctx *ctx)
     return rc;
 }
 
-/* A method of the NodeState (or another object) that may look at anything: flush first. */
+/* A method of the NodeState (or another object) that may look at anything: flush first.
+ * Returns its result (a new reference) or NULL. */
+static PyObject *
+call_python_result(Ctx *ctx, PyObject *obj, PyObject *name, PyObject *arg1, PyObject *arg2)
+{
+    if (flush(ctx) < 0)
+        return NULL;
+    return PyObject_CallMethodObjArgs(obj, name, arg1, arg2, NULL);
+}
+
 static int
 call_python(Ctx *ctx, PyObject *obj, PyObject *name, PyObject *arg1, PyObject *arg2)
 {
-    if (flush(ctx) < 0)
-        return -1;
-    PyObject *r = PyObject_CallMethodObjArgs(obj, name, arg1, arg2, NULL);
+    PyObject *r = call_python_result(ctx, obj, name, arg1, arg2);
     if (r == NULL)
         return -1;
     Py_DECREF(r);
@@ -755,10 +771,14 @@ apply_common(Ctx *ctx, const CommonLine *c)
             Py_XDECREF(key);
             goto done;
         }
-        /* first line of a new satellite: zero series for all its outcomes */
-        if (!known && call_python(ctx, ctx->state, a_new_satellite, sat->name, NULL) < 0) {
+        if (!known) { /* first line of a new satellite: its label, zero series for all */
             Py_DECREF(key);
-            goto done;
+            PyObject *label =
+                call_python_result(ctx, ctx->state, a_new_satellite, sat->name, NULL);
+            key = label ? PyTuple_Pack(3, label, action, s_result[c->result]) : NULL;
+            Py_XDECREF(label);
+            if (key == NULL)
+                goto done;
         }
         sat->keys[cell] = key;
     }

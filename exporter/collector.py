@@ -1,7 +1,15 @@
-"""Renders every node's log state as fresh metric families at scrape time."""
+"""Renders every node's log state as fresh metric families at scrape time.
+
+Each node is rendered on its own and checked before its samples join the scrape: a value
+that is not a finite number (it cannot come from a log line, see exporter/parser.py, but a
+bug could put one there) drops that node's log metrics with one log line, and the other
+nodes are served (issue 12).
+"""
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Iterable, Iterator
 
 from prometheus_client.core import (
@@ -18,6 +26,8 @@ from exporter.state import ACTIONS, DURATION_BUCKETS, INGRESS_ACTIONS, SIZE_BUCK
 
 LEVELS = ("debug", "info", "warn", "error", "fatal")
 
+log = logging.getLogger("exporter.collector")
+
 
 def _buckets(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, int]]:
     out, total = [], 0
@@ -32,122 +42,163 @@ class LogCollector:
 
     def __init__(self, runners: Iterable[NodeRunner]) -> None:
         self.runners = list(runners)
+        self._failing: set[str] = set()  # nodes whose last render failed (logged once)
 
     def describe(self) -> list[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        node_l = ["node"]
-        transfers = CounterMetricFamily(
-            "storagenode_transfers", "Finished piece transfers.",
-            labels=["node", "satellite", "action", "result"],
-        )
-        ingress = CounterMetricFamily(
-            "storagenode_ingress_bytes", "Bytes received in piece uploads (Size of the line).",
-            labels=["node", "satellite", "action", "result"],
-        )
-        egress = CounterMetricFamily(
-            "storagenode_egress_bytes",
-            "Bytes of piece downloads (Size of the line; since v1.99 the requested size).",
-            labels=["node", "satellite", "action", "result"],
-        )
-        sizes = HistogramMetricFamily(
-            "storagenode_transfer_size_bytes", "Size of successful transfers.",
-            labels=["node", "action"],
-        )
-        durations = HistogramMetricFamily(
-            "storagenode_transfer_duration_seconds",
-            "Time from '... started' to the finished line (needs debug logs since v1.116).",
-            labels=["node", "action", "result"],
-        )
-        errors = CounterMetricFamily(
-            "storagenode_transfer_errors", "Failed transfers by normalised reason.",
-            labels=["node", "action", "reason"],
-        )
-        in_flight = GaugeMetricFamily(
-            "storagenode_transfers_in_flight", "Started transfers not finished yet.",
-            labels=["node", "action"],
-        )
-        expired = CounterMetricFamily(
-            "storagenode_transfer_starts_expired",
-            "'... started' lines never matched by a finished line.", labels=node_l,
-        )
-        events = CounterMetricFamily(
-            "storagenode_events", "Other log events (see docs/metrics.md).",
-            labels=["node", "event"],
-        )
-        top = GaugeMetricFamily(
-            "storagenode_top_piece_downloads",
-            "Most requested pieces (GET, approximate lower-bound counts, top 10).",
-            labels=["node", "piece_id"],
-        )
-        lines = CounterMetricFamily(
-            "storagenode_log_lines", "Parsed log lines by level.", labels=["node", "level"]
-        )
-        unparsed = CounterMetricFamily(
-            "storagenode_log_unparsed_lines", "Lines that are not storagenode log lines.",
-            labels=node_l,
-        )
-        up = GaugeMetricFamily(
-            "storagenode_log_source_up", "1 while the log source is readable.", labels=node_l
-        )
-        last = GaugeMetricFamily(
-            "storagenode_log_last_line_timestamp_seconds",
-            "Timestamp written in the newest parsed line.", labels=node_l,
-        )
-        source_counters = {
-            name: CounterMetricFamily(f"storagenode_log_source_{name}", doc, labels=node_l)
-            for name, doc in (
-                ("bytes_read", "Bytes read from the log source."),
-                ("rotations", "Rename rotations followed."),
-                ("truncations", "Truncations (copytruncate) detected."),
-                ("reconnects", "Reconnections of a streamed source."),
-            )
-        }
-        oversized = CounterMetricFamily(
-            "storagenode_log_oversized_lines",
-            "Lines over the line length limit (also counted as unparsed).", labels=node_l,
-        )
+        families = _families()
         clock = TimestampCache()
         for runner in self.runners:
-            node = runner.name
-            snap = runner.state.snapshot()
-            stats = runner.source.stats
-            for (sat, action, result), value in sorted(snap["transfers"].items()):
-                transfers.add_metric([node, SATELLITES.name(sat), action, result], value)
-            for (sat, action, result), value in sorted(snap["bytes"].items()):
-                family = ingress if action in INGRESS_ACTIONS else egress
-                family.add_metric([node, SATELLITES.name(sat), action, result], value)
-            for action in ACTIONS:
-                counts, total = snap["sizes"][action]
-                sizes.add_metric([node, action], _buckets(SIZE_BUCKETS, counts), total)
-            for (action, result), (counts, total) in sorted(snap["durations"].items()):
-                durations.add_metric(
-                    [node, action, result], _buckets(DURATION_BUCKETS, counts), total
-                )
-            for (action, reason), value in sorted(snap["errors"].items()):
-                errors.add_metric([node, action, reason], value)
-            for action in ACTIONS:
-                in_flight.add_metric([node, action], snap["in_flight"][action])
-            expired.add_metric([node], snap["starts_expired"])
-            seen = snap["events"]
-            for name in sorted({*EVENT_NAMES, *seen}):
-                events.add_metric([node, name], seen.get(name, 0))
-            for piece, count in snap["top_pieces"]:
-                top.add_metric([node, piece], count)
-            levels = snap["lines"]
-            for level in sorted({*LEVELS, *levels}):
-                lines.add_metric([node, level], levels.get(level, 0))
-            unparsed.add_metric([node], snap["unparsed"])
-            up.add_metric([node], 1 if stats.up else 0)
-            if snap["last_timestamp"]:
-                when = clock(snap["last_timestamp"])
-                if when is not None:
-                    last.add_metric([node], when)
-            for name, family in source_counters.items():
-                family.add_metric([node], getattr(stats, name))
-            oversized.add_metric([node], stats.oversized_lines)
-        yield from (
-            transfers, ingress, egress, sizes, durations, errors, in_flight, expired, events,
-            top, lines, unparsed, up, last, *source_counters.values(), oversized,
+            node = _families()
+            try:
+                _render(runner, node, clock)
+                for family in node.values():
+                    for sample in family.samples:
+                        if not math.isfinite(float(sample.value)):
+                            raise ValueError(f"{sample.name} {sample.labels} is not finite")
+            except Exception as exc:  # one node must not fail the scrape
+                if runner.name not in self._failing:
+                    self._failing.add(runner.name)
+                    log.error("node %s: its log metrics are left out of the scrape: %s",
+                              runner.name, _short(exc))
+                continue
+            if runner.name in self._failing:
+                self._failing.discard(runner.name)
+                log.info("node %s: its log metrics are served again", runner.name)
+            for name, family in node.items():
+                families[name].samples.extend(family.samples)
+        yield from families.values()
+
+
+def _short(exc: Exception) -> str:
+    """An exception for one log line: type and at most 200 characters, escaped."""
+    try:
+        text = str(exc)
+    except ValueError:  # str() of a huge int
+        text = "?"
+    return f"{type(exc).__name__}: {text[:200]!r}"
+
+
+def _families() -> dict[str, Metric]:
+    """Empty metric families of the log metrics, in exposition order."""
+    node_l = ["node"]
+    transfers = CounterMetricFamily(
+        "storagenode_transfers", "Finished piece transfers.",
+        labels=["node", "satellite", "action", "result"],
+    )
+    ingress = CounterMetricFamily(
+        "storagenode_ingress_bytes", "Bytes received in piece uploads (Size of the line).",
+        labels=["node", "satellite", "action", "result"],
+    )
+    egress = CounterMetricFamily(
+        "storagenode_egress_bytes",
+        "Bytes of piece downloads (Size of the line; since v1.99 the requested size).",
+        labels=["node", "satellite", "action", "result"],
+    )
+    sizes = HistogramMetricFamily(
+        "storagenode_transfer_size_bytes", "Size of successful transfers.",
+        labels=["node", "action"],
+    )
+    durations = HistogramMetricFamily(
+        "storagenode_transfer_duration_seconds",
+        "Time from '... started' to the finished line (needs debug logs since v1.116).",
+        labels=["node", "action", "result"],
+    )
+    errors = CounterMetricFamily(
+        "storagenode_transfer_errors", "Failed transfers by normalised reason.",
+        labels=["node", "action", "reason"],
+    )
+    in_flight = GaugeMetricFamily(
+        "storagenode_transfers_in_flight", "Started transfers not finished yet.",
+        labels=["node", "action"],
+    )
+    expired = CounterMetricFamily(
+        "storagenode_transfer_starts_expired",
+        "'... started' lines never matched by a finished line.", labels=node_l,
+    )
+    events = CounterMetricFamily(
+        "storagenode_events", "Other log events (see docs/metrics.md).",
+        labels=["node", "event"],
+    )
+    top = GaugeMetricFamily(
+        "storagenode_top_piece_downloads",
+        "Most requested pieces (GET, approximate lower-bound counts, top 10).",
+        labels=["node", "piece_id"],
+    )
+    lines = CounterMetricFamily(
+        "storagenode_log_lines", "Parsed log lines by level.", labels=["node", "level"]
+    )
+    unparsed = CounterMetricFamily(
+        "storagenode_log_unparsed_lines", "Lines that are not storagenode log lines.",
+        labels=node_l,
+    )
+    up = GaugeMetricFamily(
+        "storagenode_log_source_up", "1 while the log source is readable.", labels=node_l
+    )
+    last = GaugeMetricFamily(
+        "storagenode_log_last_line_timestamp_seconds",
+        "Timestamp written in the newest parsed line.", labels=node_l,
+    )
+    source_counters = {
+        name: CounterMetricFamily(f"storagenode_log_source_{name}", doc, labels=node_l)
+        for name, doc in (
+            ("bytes_read", "Bytes read from the log source."),
+            ("rotations", "Rename rotations followed."),
+            ("truncations", "Truncations (copytruncate) detected."),
+            ("reconnects", "Reconnections of a streamed source."),
         )
+    }
+    oversized = CounterMetricFamily(
+        "storagenode_log_oversized_lines",
+        "Lines over the line length limit (also counted as unparsed).", labels=node_l,
+    )
+    return {
+        "transfers": transfers, "ingress": ingress, "egress": egress, "sizes": sizes,
+        "durations": durations, "errors": errors, "in_flight": in_flight,
+        "expired": expired, "events": events, "top": top, "lines": lines,
+        "unparsed": unparsed, "up": up, "last": last,
+        **{f"source_{k}": v for k, v in source_counters.items()}, "oversized": oversized,
+    }
+
+
+def _render(runner: NodeRunner, f: dict[str, Metric], clock: TimestampCache) -> None:
+    """Add one node's samples to the families `f` (from _families)."""
+    node = runner.name
+    snap = runner.state.snapshot()
+    stats = runner.source.stats
+    for (sat, action, result), value in sorted(snap["transfers"].items()):
+        f["transfers"].add_metric([node, SATELLITES.name(sat), action, result], value)
+    for (sat, action, result), value in sorted(snap["bytes"].items()):
+        family = f["ingress"] if action in INGRESS_ACTIONS else f["egress"]
+        family.add_metric([node, SATELLITES.name(sat), action, result], value)
+    for action in ACTIONS:
+        counts, total = snap["sizes"][action]
+        f["sizes"].add_metric([node, action], _buckets(SIZE_BUCKETS, counts), total)
+    for (action, result), (counts, total) in sorted(snap["durations"].items()):
+        f["durations"].add_metric(
+            [node, action, result], _buckets(DURATION_BUCKETS, counts), total
+        )
+    for (action, reason), value in sorted(snap["errors"].items()):
+        f["errors"].add_metric([node, action, reason], value)
+    for action in ACTIONS:
+        f["in_flight"].add_metric([node, action], snap["in_flight"][action])
+    f["expired"].add_metric([node], snap["starts_expired"])
+    seen = snap["events"]
+    for name in sorted({*EVENT_NAMES, *seen}):
+        f["events"].add_metric([node, name], seen.get(name, 0))
+    for piece, count in snap["top_pieces"]:
+        f["top"].add_metric([node, piece], count)
+    levels = snap["lines"]
+    for level in sorted({*LEVELS, *levels}):
+        f["lines"].add_metric([node, level], levels.get(level, 0))
+    f["unparsed"].add_metric([node], snap["unparsed"])
+    f["up"].add_metric([node], 1 if stats.up else 0)
+    if snap["last_timestamp"]:
+        when = clock(snap["last_timestamp"])
+        if when is not None:
+            f["last"].add_metric([node], when)
+    for name in ("bytes_read", "rotations", "truncations", "reconnects"):
+        f[f"source_{name}"].add_metric([node], getattr(stats, name))
+    f["oversized"].add_metric([node], stats.oversized_lines)

@@ -21,6 +21,14 @@ Event tuples:
 int or None; `reason` is a normalised reason label for failed and canceled transfers, else
 None; `event` is a name from exporter.events or None (a failed transfer can also be a
 `database_locked` event).
+
+Hostile or damaged lines (issue 12): every line gets an answer and none raises. A `Size` is
+kept only when it is a plausible piece size, an integer from 0 to `MAX_PIECE_SIZE`; any other
+size (400 digits, `1e400`, negative, `NaN`, `true`) leaves the transfer counted without a
+size. A piece ID or remote address longer than `MAX_FIELD` characters, a non-string
+satellite, an action that is not one of ACTIONS, JSON that does not parse (bad escapes, deep
+nesting) make the line unparsed. Satellite IDs are checked where a new one is first seen
+(exporter/state.py `NodeState._new_satellite`), so the common line pays nothing for it.
 """
 
 from __future__ import annotations
@@ -48,6 +56,21 @@ LEVELS: dict[str, str] = {
 
 ACTIONS: frozenset[str] = frozenset({"GET", "PUT", "GET_AUDIT", "GET_REPAIR", "PUT_REPAIR"})
 
+#: The largest plausible `Size`: 64 MiB, the largest segment an uplink uploads, so no piece
+#: (a segment / 29 erasure shares, ~2.3 MiB) or download of one can be bigger. 8 digits.
+MAX_PIECE_SIZE = 64 << 20
+_SIZE_DIGITS = len(str(MAX_PIECE_SIZE))
+#: Longest piece ID (52 in practice) or remote address (`[IPv6]:port`, <= 47) kept in memory.
+MAX_FIELD = 128
+
+
+def _size(digits: str | None) -> int | None:
+    """A `Size` read by a regex as ASCII digits, when it is plausible (see MAX_PIECE_SIZE)."""
+    if not digits or len(digits) > _SIZE_DIGITS:
+        return None
+    size = int(digits)
+    return size if size <= MAX_PIECE_SIZE else None
+
 
 def _shape(title: bool, kind: str) -> re.Pattern[str]:
     """Regex for one field order. Groups: piece, satellite, action, size, remote."""
@@ -66,7 +89,7 @@ def _shape(title: bool, kind: str) -> re.Pattern[str]:
         return re.compile(head + f'()"{remote}": "([^"]*)"')
     # uploaded / upload canceled / upload failed since v1.99: Remote Address, Size
     # (the lookahead captures Size before Remote Address to keep the group order)
-    return re.compile(head + f'"{remote}": "(?=[^"]*", "{size}": (\\d+))([^"]*)"')
+    return re.compile(head + f'"{remote}": "(?=[^"]*", "{size}": (\\d+)[,}}])([^"]*)"')
 
 
 def _pair(kind: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
@@ -94,16 +117,18 @@ PIECESTORE: dict[str, tuple[int, str | None, tuple[re.Pattern[str], re.Pattern[s
 # them in a whole batch with one C-level scan instead of a Python call per line. Whatever
 # it does not match goes through `parse_line`. Groups: ts, level, message, piece, satellite,
 # action, download size, download remote address, upload remote address, upload size.
+# Sizes of more than 8 digits and piece IDs or addresses over MAX_FIELD are left to
+# `parse_line`; NodeState._feed_text checks the 8-digit sizes against MAX_PIECE_SIZE.
 COMMON_LINE_RE = re.compile(
     r'^(\d{4}-\d\d-\d\dT[^\t\n]+)\t(INFO|DEBUG)\tpiecestore\t'
     r"(uploaded|downloaded|upload started|download started)\t"
-    r'\{(?:"[Pp]rocess": "storagenode", )?"(?:Piece ID|piece_id)": "([^"\t\n]*)", '
+    r'\{(?:"[Pp]rocess": "storagenode", )?"(?:Piece ID|piece_id)": "([^"\t\n]{0,128})", '
     r'"(?:Satellite ID|satellite_id)": "([^"\t\n]*)", '
     r'"(?:Action|action)": "(GET|PUT|GET_AUDIT|GET_REPAIR|PUT_REPAIR)", '
-    r'(?:"(?:Offset|offset)": -?\d+, "(?:Size|size)": (\d+), '
-    r'"(?:Remote Address|remote_address)": "([^"\t\n]*)"'
-    r'|"(?:Remote Address|remote_address)": "([^"\t\n]*)", '
-    r'(?:"(?:Size|size)": (\d+)|"(?:Available Space|available_space)": -?\d+))\}$',
+    r'(?:"(?:Offset|offset)": -?\d+, "(?:Size|size)": (\d{1,8}), '
+    r'"(?:Remote Address|remote_address)": "([^"\t\n]{0,128})"'
+    r'|"(?:Remote Address|remote_address)": "([^"\t\n]{0,128})", '
+    r'(?:"(?:Size|size)": (\d{1,8})|"(?:Available Space|available_space)": -?\d+))\}$',
     re.MULTILINE | re.ASCII,
 )
 
@@ -113,7 +138,7 @@ _PIECE_RE = re.compile(
     r'"(?:Piece ID|piece_id)": ?"([^"]*)", ?"(?:Satellite ID|satellite_id)": ?"([^"]*)", ?'
     r'"(?:Action|action)": ?"([A-Z_]+)"'
 )
-_SIZE_RE = re.compile(r'"(?:Size|size)": ?(\d+)')
+_SIZE_RE = re.compile(r'"(?:Size|size)": ?(\d+)(?=[,} ])')
 _REMOTE_RE = re.compile(r'"(?:Remote Address|remote_address)": ?"([^"]*)"')
 _ERROR_RE = re.compile(r'"(?:error|Error)": ?"((?:[^"\\]|\\.)*)"')
 _REASON_RE = re.compile(r'"reason": ?"((?:[^"\\]|\\.)*)"')
@@ -155,11 +180,11 @@ def parse_line(line: str) -> tuple | None:
                 if m is None or result == "failed" or result == "canceled":
                     return _transfer(level, ts, kind, fields, m)
                 piece, satellite, action, size, remote = m.groups()
-                if action not in ACTIONS:
+                if action not in ACTIONS or len(piece) > MAX_FIELD or len(remote) > MAX_FIELD:
                     return None
                 return (
                     TRANSFER, level, ts, phase, result, action, satellite,
-                    int(size) if size and phase else None, piece, remote, None, None,
+                    _size(size) if phase else None, piece, remote, None, None,
                 )
         return _other(level, ts, message, fields)
     if line[:2] == '{"':
@@ -232,7 +257,7 @@ def _transfer(level, ts, kind, fields: str, m: re.Match[str] | None) -> tuple | 
         size = s.group(1) if s else None
         r = _REMOTE_RE.search(fields, m.end())
         remote = r.group(1) if r else ""
-    if action not in ACTIONS:
+    if action not in ACTIONS or len(piece) > MAX_FIELD or len(remote) > MAX_FIELD:
         return None
     reason = event = None
     if result == "failed":
@@ -245,7 +270,7 @@ def _transfer(level, ts, kind, fields: str, m: re.Match[str] | None) -> tuple | 
         reason = classify(r.group(1)) if r else None
     return (
         TRANSFER, level, ts, phase, result, action, satellite,
-        int(size) if size else None, piece, remote, reason, event,
+        _size(size), piece, remote, reason, event,
     )
 
 
@@ -258,7 +283,7 @@ def _transfer_json(level, ts, kind, fields: str) -> tuple | None:
     """Last resort for a key order no regex knows: a real JSON parse."""
     try:
         raw = json.loads(fields)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: `[[[[...` nested too deep
         return None
     if not isinstance(raw, dict):
         return None
@@ -266,7 +291,16 @@ def _transfer_json(level, ts, kind, fields: str) -> tuple | None:
     piece = f.get("piece_id")
     satellite = f.get("satellite_id") or f.get("satellite")
     action = f.get("action")
-    if not isinstance(piece, str) or not isinstance(satellite, str) or action not in ACTIONS:
+    remote = f.get("remote_address") or ""
+    if (
+        not isinstance(piece, str)
+        or not isinstance(satellite, str)
+        or not isinstance(action, str)
+        or action not in ACTIONS
+        or not isinstance(remote, str)
+        or len(piece) > MAX_FIELD
+        or len(remote) > MAX_FIELD
+    ):
         return None
     phase, result, _ = kind
     size = f.get("size")
@@ -278,10 +312,11 @@ def _transfer_json(level, ts, kind, fields: str) -> tuple | None:
             event = classify_error_text(error)
     elif result == "canceled" and "reason" in f:
         reason = classify(str(f["reason"]))
+    if type(size) is not int or not 0 <= size <= MAX_PIECE_SIZE:  # bool, float, huge
+        size = None
     return (
-        TRANSFER, level, ts, phase, result, action, satellite,
-        size if isinstance(size, int) else None, piece,
-        str(f.get("remote_address") or ""), reason, event,
+        TRANSFER, level, ts, phase, result, action, satellite, size, piece, remote, reason,
+        event,
     )
 
 
@@ -300,5 +335,8 @@ def _parse_json_line(line: str) -> tuple | None:
         return None
     message = m.group(4)
     if "\\" in message:
-        message = json.loads(f'"{message}"')
+        try:
+            message = json.loads(f'"{message}"')
+        except ValueError:  # a bad escape such as \uZZZZ
+            return None
     return _event(level, ts, m.group(3) or "", message, line)

@@ -12,7 +12,15 @@ log = logging.getLogger("exporter.runner")
 
 
 class NodeRunner:
-    """Feeds one node's log source into its state until stopped."""
+    """Feeds one node's log source into its state until stopped.
+
+    A line that cannot be applied costs only itself (NodeState.feed). Should the source
+    itself fail, it is restarted after `retry_delay` from the position of the last applied
+    batch (`state.position`), so no line is read twice or skipped.
+    """
+
+    #: seconds between a source failure and its restart
+    retry_delay = 5.0
 
     def __init__(self, name: str, source: Source, state: NodeState) -> None:
         self.name = name
@@ -44,7 +52,18 @@ class NodeRunner:
                     self.progress.set()
                 return
             except Exception:  # a bug must not kill the node's thread silently
-                log.exception("node %s: reading %s failed; restarting the source",
-                              self.name, self.source.description)
+                log.exception("node %s: reading %s failed; restarting the source in %.0f s "
+                              "from the last applied line", self.name,
+                              self.source.description, self.retry_delay)
                 self.source.stats.up = False
-                self._stop.wait(5.0)
+                self._resume_from_state()
+                self._stop.wait(self.retry_delay)
+
+    def _resume_from_state(self) -> None:
+        """Point a restartable source (one with a saved-position `resume`, as FileSource and
+        DockerJsonSource have) at the last position applied to the state: a batch it read
+        but failed to deliver must be read again, nothing before it."""
+        with self.state.lock:
+            position = self.state.position
+        if position is not None and hasattr(self.source, "resume"):
+            self.source.resume = position

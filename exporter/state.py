@@ -4,18 +4,27 @@ No prometheus_client object is touched per line (reference performance-anchors.m
 increment costs ~0.3 µs, a labelled client call ~2.2 µs). `LogCollector` renders this state
 at scrape time. Writers hold `NodeState.lock` for a whole batch; the scrape thread takes the
 same lock only long enough to copy what it renders.
+
+Hostile input (issue 12): every label value comes from a closed set or is checked once, when
+it is first seen (`_new_satellite`, on the dict miss the common line never takes), and a
+line whose application raises anyway costs only itself (`feed`, `_line`).
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+import re
 import threading
 from bisect import bisect_left
 from collections.abc import Callable
 from datetime import datetime
 
-from exporter.parser import COMMON_LINE_RE, OTHER, START, parse_line
+from exporter.parser import COMMON_LINE_RE, MAX_PIECE_SIZE, OTHER, START, parse_line
+from exporter.satellites import INVALID, MAX_SATELLITES, OVERFLOW, SATELLITES
+
+log = logging.getLogger("exporter.state")
 
 ACTIONS = ("GET", "GET_AUDIT", "GET_REPAIR", "PUT", "PUT_REPAIR")
 RESULTS = ("success", "canceled", "failed")
@@ -29,6 +38,9 @@ SIZE_BUCKETS: tuple[float, ...] = (
 DURATION_BUCKETS: tuple[float, ...] = (
     0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
 )
+
+#: A piece ID as storagenodes log it: 32 bytes in base32, no padding (reference §1.4).
+PIECE_ID = re.compile(r"[A-Z2-7]{52}")
 
 
 def _native_scan() -> Callable | None:
@@ -87,8 +99,15 @@ class TopPieces:
             counts.update(kept)
 
     def top(self, n: int = 10) -> list[tuple[str, int]]:
+        """The n most requested pieces; only well-formed piece IDs become label values."""
         items = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        return [(p, c) for p, c in items[:n] if c >= 2]
+        out = []
+        for piece, count in items:
+            if len(out) == n or count < 2:
+                break
+            if PIECE_ID.fullmatch(piece):
+                out.append((piece, count))
+        return out
 
 
 class TimestampCache:
@@ -105,7 +124,7 @@ class TimestampCache:
             return self._value
         try:
             value = datetime.fromisoformat(ts).timestamp()
-        except ValueError:
+        except (ValueError, OverflowError, OSError):  # year 1 in local time, ...
             return None
         self._last, self._value = ts, value
         return value
@@ -157,6 +176,12 @@ class NodeState:
         self._clock = TimestampCache()
         self._newest = 0.0  # newest event time seen, drives expiry of unmatched starts
         self._next_sweep = 0.0
+        #: satellites with series, and the transfers dict they were taken from (a restore
+        #: replaces it): see _new_satellite
+        self._satellites: set[str] = set()
+        self._satellites_of: dict | None = None
+        #: lines whose application raised (a bug); the first is logged
+        self.apply_errors = 0
 
     # ---- writing -------------------------------------------------------------------------
 
@@ -170,20 +195,57 @@ class NodeState:
                 self._line(line, t)
             return
         text = "\n".join(lines)
-        if self._scan is not None:
-            self._scan(self, text.encode("utf-8", "surrogatepass"), read_time, "surrogatepass")
-        else:
-            self._feed_text(text, read_time)
+        before = self._counted()
+        try:
+            if self._scan is not None:
+                self._scan(self, text.encode("utf-8", "surrogatepass"), read_time,
+                           "surrogatepass")
+            else:
+                self._feed_text(text, read_time)
+        except Exception as exc:  # a bug: lose the one line, not the batch or the node
+            self._recover(lines, before, read_time, exc)
 
     def feed_block(self, block: bytes | memoryview, read_time: float | None) -> int:
         """Apply the lines of `block` (as LineSplitter.feed_block gives them: separated by
         b"\\n", no trailing newline, invalid UTF-8 replaced). Saves decoding and splitting
         when the C hot path reads the bytes directly. Returns the number of lines."""
-        if self._scan is not None:
-            return self._scan(self, block, read_time, "replace")
-        text = str(block, "utf-8", "replace")
-        self._feed_text(text, read_time)
-        return text.count("\n") + 1
+        before = self._counted()
+        try:
+            if self._scan is not None:
+                return self._scan(self, block, read_time, "replace")
+            text = str(block, "utf-8", "replace")
+            self._feed_text(text, read_time)
+            return text.count("\n") + 1
+        except Exception as exc:
+            lines = str(block, "utf-8", "replace").split("\n")
+            self._recover(lines, before, read_time, exc)
+            return len(lines)
+
+    def _counted(self) -> int:
+        """Lines applied so far: every line counts once, in `lines` or in `unparsed`."""
+        return sum(self.lines.values()) + self.unparsed
+
+    def _recover(self, lines: list[str], before: int, read_time, exc: Exception) -> None:
+        """A batch raised: the lines before the failing one are applied (every path applies
+        in order), so apply the rest one by one; a line that raises again is unparsed."""
+        done = self._counted() - before
+        if not 0 <= done <= len(lines):
+            done = len(lines)  # cannot tell: dropping the rest beats counting lines twice
+        self._failed(lines[min(done, len(lines) - 1)], exc)
+        for line in lines[done:]:
+            try:
+                self._line(line, read_time)
+            except Exception as again:
+                self._failed(line, again)
+                self.unparsed += 1
+
+    def _failed(self, line: str, exc: Exception) -> None:
+        """One log line for the first failure (then one per 10,000), the line escaped."""
+        self.apply_errors += 1
+        if self.apply_errors == 1 or self.apply_errors % 10_000 == 0:
+            log.error("node %s: a log line could not be applied (%s: %.200r; %d so far); it "
+                      "is counted as unparsed, the other lines go on: %.200r", self.node,
+                      type(exc).__name__, str(exc), self.apply_errors, line)
 
     def _feed_text(self, text: str, read_time: float | None) -> None:
         """The pure Python hot path; exporter/_hotpath.c does the same in C.
@@ -211,6 +273,12 @@ class NodeState:
             ts, level, message, piece, satellite, action, dsize, dremote, uremote, usize = (
                 m.groups()
             )
+            started = message[-1] == "d" and message[-3] == "t"  # "... started"
+            if not started:
+                size = int(dsize or usize)
+                if size > MAX_PIECE_SIZE:  # not plausible: parse_line drops the size
+                    other(m.group(), read_time)
+                    continue
             level = "info" if level == "INFO" else "debug"
             try:
                 levels[level] += 1
@@ -218,16 +286,15 @@ class NodeState:
                 levels[level] = 1
             self.last_timestamp = ts
             remote = dremote if dremote is not None else uremote
-            if message[-1] == "d" and message[-3] == "t":  # "... started"
+            if started:
                 self._start(ts, action, piece, remote, read_time)
                 continue
             key = (satellite, action, "success")
             try:
                 transfers[key] += 1
             except KeyError:
-                self._new_satellite(satellite)
+                key = (self._new_satellite(satellite), action, "success")
                 transfers[key] += 1
-            size = int(dsize or usize)
             nbytes[key] += size
             hist = sizes[action]
             hist.counts[bisect_left(hist.bounds, size)] += 1
@@ -246,13 +313,23 @@ class NodeState:
                 other(line, read_time)
 
     def _line(self, line: str, read_time: float | None) -> None:
-        event = parse_line(line)
-        if event is None:
-            self.unparsed += 1
-        else:
-            self.apply(event, read_time)
+        try:
+            event = parse_line(line)
+            if event is not None:
+                self.apply(event, read_time)
+                return
+        except Exception as exc:  # a bug in the parser or apply: this line only
+            self._failed(line, exc)
+        self.unparsed += 1
 
     def apply(self, event: tuple, read_time: float | None) -> None:
+        if event[0] == OTHER:
+            name = event[3]
+            if name is not None:
+                self._event(name)
+        else:
+            self._apply_transfer(event, read_time)
+        # counted last: a line whose application raised counts as unparsed only (_line)
         level = event[1]
         try:
             self.lines[level] += 1
@@ -260,11 +337,8 @@ class NodeState:
             self.lines[level] = 1
         if event[2]:
             self.last_timestamp = event[2]
-        if event[0] == OTHER:
-            name = event[3]
-            if name is not None:
-                self._event(name)
-            return
+
+    def _apply_transfer(self, event: tuple, read_time: float | None) -> None:
         _, _, ts, phase, result, action, satellite, size, piece, remote, reason, name = event
         if phase == START:
             self._start(ts, action, piece, remote, read_time)
@@ -273,7 +347,7 @@ class NodeState:
         try:
             self.transfers[key] += 1
         except KeyError:
-            self._new_satellite(satellite)
+            key = (self._new_satellite(satellite), action, result)
             self.transfers[key] += 1
         if size is not None:
             self.bytes[key] += size
@@ -297,13 +371,28 @@ class NodeState:
         except KeyError:
             self.events[name] = 1
 
-    def _new_satellite(self, satellite: str) -> None:
-        """Zero-valued series for every action and result of a satellite seen for the first
-        time, so that rate()/increase() see the first failure of any kind."""
+    def _new_satellite(self, satellite: str) -> str:
+        """The satellite key for an ID that has no series yet (a dict miss, so never on the
+        common line), with zero-valued series for every action and result, so that
+        rate()/increase() see the first failure of any kind.
+
+        An ID that may not be a label value (exporter/satellites.py) is counted under
+        INVALID, and IDs beyond MAX_SATELLITES per node under OVERFLOW."""
+        known = self._satellites
+        if self._satellites_of is not self.transfers:  # new state, or restored from a file
+            known = self._satellites = {key[0] for key in self.transfers}
+            self._satellites_of = self.transfers
+        if satellite not in known:
+            if not SATELLITES.is_label(satellite):
+                satellite = INVALID
+            elif len(known) - (INVALID in known) - (OVERFLOW in known) >= MAX_SATELLITES:
+                satellite = OVERFLOW
+            known.add(satellite)
         for action in ACTIONS:
             for result in RESULTS:
                 self.transfers.setdefault((satellite, action, result), 0)
                 self.bytes.setdefault((satellite, action, result), 0)
+        return satellite
 
     def _event_time(self, ts: str, read_time: float | None) -> float | None:
         clock = self._clock

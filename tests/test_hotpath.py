@@ -15,6 +15,7 @@ import pytest
 
 from exporter.loggen import LogGenerator
 from exporter.parser import parse_line
+from exporter.satellites import encode_node_id
 from exporter.sources.lines import LineSplitter
 from exporter.state import NATIVE_SCAN, NodeState
 
@@ -64,9 +65,28 @@ def batched(lines: list[str], size: int) -> list[list[str]]:
     return [lines[i : i + size] for i in range(0, len(lines), size)]
 
 
+def hostile() -> list[str]:
+    """tests/test_poison.py's poison lines and fuzzed satellite IDs between common lines."""
+    from tests.test_poison import POISON, fuzzed_satellite, good
+
+    rng = random.Random(7)
+    gen = [x.rstrip("\n") for x in LogGenerator(era="v1.146", seed=8).lines(600, T0)]
+    out = []
+    for i, line in enumerate(gen):
+        out.append(line)
+        if i % 5 == 0:
+            out.append(POISON[(i // 5) % len(POISON)][0])
+        if i % 7 == 0:
+            out.append(line.replace(US1, fuzzed_satellite(rng)))
+            out.append(good(i)[0].replace(US1, fuzzed_satellite(rng)))
+    # surrogates stand for invalid UTF-8; the block path sees the replacement character
+    return [x.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for x in out]
+
+
 def corpora() -> list[tuple[str, list[str]]]:
     out = [(p.name, p.read_text(encoding="utf-8", errors="replace").split("\n"))
            for p in sorted(FIXTURES.glob("*.log"))]
+    out.append(("hostile", hostile()))
     for era in ("v1.76", "v1.80", "v1.99", "v1.120", "v1.146"):
         gen = LogGenerator(era=era, seed=11)
         out.append((era, [x.rstrip("\n") for x in gen.lines(4000, T0)]))
@@ -92,7 +112,7 @@ def test_rare_branches_agree(kind):
     decrement), more satellites than the C satellite cache holds, retries of one piece."""
     gen = LogGenerator(era="v1.146", seed=3)
     lines = [x.rstrip("\n") for x in gen.lines(30_000, T0)]
-    sats = [f"1{i:02d}SyntheticSatellite{'x' * 30}" for i in range(12)]
+    sats = [encode_node_id(bytes([i]) * 32) for i in range(12)]  # well-formed node IDs
     lines = [line.replace(US1, sats[i % 12]) if i % 3 == 0 else line
              for i, line in enumerate(lines)]
     lines += lines[:500]  # the same pieces again: retried starts

@@ -78,15 +78,16 @@ def test_unmatched_starts_expire_after_the_pairing_timeout():
 
 def test_top_pieces_finds_the_heavy_hitters_in_bounded_memory():
     top = TopPieces(capacity=50)
+    hot1, hot2 = "A" * 52, "B" * 52  # piece IDs: 52 characters of base32
     for i in range(10_000):
         top.add(f"cold{i}")
         if i % 10 == 0:
-            top.add("hot1")
+            top.add(hot1)
         if i % 20 == 0:
-            top.add("hot2")
+            top.add(hot2)
     assert len(top.counts) <= 50
     ranking = top.top(2)
-    assert [p for p, _ in ranking] == ["hot1", "hot2"]
+    assert [p for p, _ in ranking] == [hot1, hot2]
     assert ranking[0][1] <= 1000  # a lower bound of the true count
 
 
