@@ -151,6 +151,41 @@ def earnings() -> dict:
             "bytes",
             w=24,
         ),
+        stat(
+            "Held back in total",
+            "Everything the satellites hold back from the node's payouts so far (node API).",
+            [q(f"sum(storagenode_payout_held_total_dollars{{{NS}}})")],
+            "currencyUSD",
+            w=8,
+            decimals=2,
+        ),
+        bargauge(
+            "Payout components this month",
+            "The node's own estimate for this month split by what is paid for.",
+            [
+                q(
+                    "sum by (component) (storagenode_payout_estimated_component_dollars"
+                    f'{{{N}, period="current_month"}})',
+                    "{{component}}",
+                    instant=True,
+                )
+            ],
+            "currencyUSD",
+            w=8,
+        ),
+        bargauge(
+            "Average stored this month",
+            "Average bytes stored this month per satellite, as the satellites report it.",
+            [
+                q(
+                    f"sum by (satellite) (storagenode_month_storage_average_bytes{{{NS}}})",
+                    "{{satellite}}",
+                    instant=True,
+                )
+            ],
+            "bytes",
+            w=8,
+        ),
     ]
     return dashboard(
         "storj-earnings",

@@ -196,6 +196,61 @@ def exporter_health() -> dict:
             "percentunit",
             w=8,
         ),
+        row("Versions and sources"),
+        stat(
+            "Exporter version",
+            "Version of storagenode-exporter and whether its compiled hot path is in use.",
+            [
+                q(
+                    "max by (version, hotpath) (storagenode_exporter_build_info)",
+                    "{{version}} ({{hotpath}})",
+                    instant=True,
+                )
+            ],
+            text_mode="name",
+            color_mode="none",
+            w=6,
+        ),
+        timeseries(
+            "Since the last successful API poll",
+            "Per node and endpoint: time since the node API last answered.",
+            [
+                q(
+                    "time() - max by (node, endpoint) "
+                    f"(storagenode_api_last_success_timestamp_seconds{{{N}}})",
+                    "{{node}} {{endpoint}}",
+                )
+            ],
+            "s",
+            w=6,
+        ),
+        stat(
+            "GeoIP database age",
+            "Days since the GeoIP database was built; an old one places addresses wrongly.",
+            [
+                q(
+                    "(time() - max by (database) "
+                    "(storagenode_geo_database_build_timestamp_seconds)) / 86400",
+                    "{{database}}",
+                )
+            ],
+            "d",
+            w=6,
+            thresholds=steps((None, "green"), (45, "orange"), (90, "red")),
+            decimals=0,
+        ),
+        timeseries(
+            "GeoIP database reload failures",
+            "Failed reloads of a changed GeoIP database per second (the old one stays in use).",
+            [
+                q(
+                    "sum by (database) "
+                    f"(rate(storagenode_geo_database_reload_failures_total[{RI}]))",
+                    "{{database}}",
+                )
+            ],
+            w=6,
+        ),
     ]
     return dashboard(
         "storj-exporter-health",

@@ -16,7 +16,7 @@ from gen.common import (
     table_q,
 )
 from gen.panels import (
-    NODE_VAR,
+    ONE_NODE_VAR,
     SATELLITE_VAR,
     bargauge,
     dashboard,
@@ -65,8 +65,9 @@ def node() -> dict:
         ),
         stat(
             "Last satellite contact",
-            "Time since the node was last pinged by a satellite.",
-            [q(f"time() - max(storagenode_last_pinged_timestamp_seconds{{{N}}})")],
+            "Time since the node was last pinged by a satellite (the most recent ping of any "
+            "satellite).",
+            [q(f"max(time() - max by (node) (storagenode_last_pinged_timestamp_seconds{{{N}}}))")],
             "s",
             thresholds=steps((None, "green"), (3600, "orange"), (4 * 3600, "red")),
         ),
@@ -74,7 +75,12 @@ def node() -> dict:
             "Newest log line",
             "Age of the newest parsed log line (stale logs mean a stopped node or a broken "
             "log source).",
-            [q(f"time() - max(storagenode_log_last_line_timestamp_seconds{{{N}}})")],
+            [
+                q(
+                    "max(time() - max by (node) "
+                    f"(storagenode_log_last_line_timestamp_seconds{{{N}}}))"
+                )
+            ],
             "s",
             thresholds=steps((None, "green"), (600, "orange"), (3600, "red")),
         ),
@@ -118,7 +124,8 @@ def node() -> dict:
             "Finished transfers per satellite in the time range.",
             [
                 q(
-                    f"sum by (satellite) (increase(storagenode_transfers_total{{{NS}}}[{RANGE}]))",
+                    "round(sum by (satellite) "
+                    f"(increase(storagenode_transfers_total{{{NS}}}[{RANGE}])))",
                     "{{satellite}}",
                     instant=True,
                 )
@@ -248,8 +255,8 @@ def node() -> dict:
             "Failed transfers in the time range by normalised reason.",
             [
                 q(
-                    "topk(10, sum by (action, reason) (increase("
-                    f"storagenode_transfer_errors_total{{{N}}}[{RANGE}])))",
+                    "topk(10, round(sum by (action, reason) (increase("
+                    f"storagenode_transfer_errors_total{{{N}}}[{RANGE}]))))",
                     "{{action}} {{reason}}",
                     instant=True,
                 )
@@ -335,7 +342,11 @@ def node() -> dict:
         table(
             "Events in range",
             "Every log event counted in the time range.",
-            [table_q(f"sum by (event) (increase(storagenode_events_total{{{N}}}[{RANGE}]))")],
+            [
+                table_q(
+                    f"round(sum by (event) (increase(storagenode_events_total{{{N}}}[{RANGE}])))"
+                )
+            ],
             rename={"event": "Event", "Value": "Count"},
             sort_by="Count",
             decimals=0,
@@ -350,12 +361,33 @@ def node() -> dict:
             sort_by="Downloads",
             decimals=0,
         ),
+        row("Uptime and contact"),
+        stat(
+            "Uptime",
+            "Time since the node process started (from the node API).",
+            [q(f"time() - max(storagenode_start_time_seconds{{{N}}})")],
+            "s",
+            w=12,
+        ),
+        stat(
+            "Last QUIC ping",
+            "Time since a satellite last pinged the node over QUIC (UDP).",
+            [
+                q(
+                    "max(time() - max by (node) "
+                    f"(storagenode_last_quic_pinged_timestamp_seconds{{{N}}}))"
+                )
+            ],
+            "s",
+            w=12,
+            thresholds=steps((None, "green"), (3600, "orange"), (4 * 3600, "red")),
+        ),
     ]
     return dashboard(
         "storj-node",
         "Storj / Node",
         "One node in depth: transfers and success rates per action and satellite, traffic, "
         "durations and sizes, errors, log events and hot pieces.",
-        [NODE_VAR, SATELLITE_VAR],
+        [ONE_NODE_VAR, SATELLITE_VAR],
         items,
     )

@@ -338,8 +338,25 @@ def datasource_var() -> dict:
     }
 
 
-def query_var(name: str, label: str, query: str) -> dict:
-    """Multi-value label variable whose "All" is the regex `.*` (queries use `=~`)."""
+def query_var(name: str, label: str, query: str, *, multi: bool = True) -> dict:
+    """Multi-value label variable whose "All" is the regex `.*` (queries use `=~`); with
+    multi=False one value, no "All", and Grafana picks the first value."""
+    if not multi:
+        return {
+            "type": "query",
+            "name": name,
+            "label": label,
+            "datasource": DS,
+            "query": query,
+            "definition": query,
+            "options": [],
+            "refresh": 2,
+            "regex": "",
+            "sort": 1,
+            "hide": 0,
+            "multi": False,
+            "includeAll": False,
+        }
     return {
         "type": "query",
         "name": name,
@@ -364,6 +381,8 @@ def query_var(name: str, label: str, query: str) -> dict:
 NODE_VAR = query_var(
     "node", "Node", 'label_values({__name__=~"storagenode_log_lines_total|storagenode_up"}, node)'
 )
+# The Node dashboard shows one node: its rates and percentiles are never summed over nodes.
+ONE_NODE_VAR = query_var("node", "Node", NODE_VAR["query"], multi=False)
 SATELLITE_VAR = query_var(
     "satellite",
     "Satellite",

@@ -18,6 +18,7 @@ from gen.common import (
 from gen.panels import (
     NODE_VAR,
     SATELLITE_VAR,
+    bargauge,
     dashboard,
     gauge,
     row,
@@ -47,6 +48,34 @@ def score_panel(title: str, score: str, limit: float, verb: str, soft_min: float
     )
 
 
+def days_until_full(matchers: str, window: str) -> str:
+    """Days per node, else 0 for a full node, else -1 for one whose used space does not grow
+    (mapped to text: Grafana would show "No data" for an empty result)."""
+    free = f"max by (node) (storagenode_disk_free_bytes{{{matchers}}})"
+    growth = f"max by (node) (deriv(storagenode_disk_used_bytes{{{matchers}}}[{window}])) * 86400"
+    return f"({free} / ({growth} > 0) > 0) or ({free} <= 0) * 0 or {free} * 0 - 1"
+
+
+DAYS_UNTIL_FULL_MAPPINGS = [
+    {
+        "type": "range",
+        "options": {
+            "from": -0.5,
+            "to": 0.5,
+            "result": {"text": "full", "color": "red", "index": 0},
+        },
+    },
+    {
+        "type": "range",
+        "options": {
+            "from": -1.5,
+            "to": -0.5,
+            "result": {"text": "not growing", "color": "green", "index": 1},
+        },
+    },
+]
+
+
 def reputation_capacity() -> dict:
     used_ratio = (
         f"max by (node) (storagenode_disk_used_bytes{{{N}}} / "
@@ -56,23 +85,26 @@ def reputation_capacity() -> dict:
         row("Scores"),
         stat(
             "Disqualified on",
-            "Number of satellites that disqualified a selected node.",
-            [q(f"sum(storagenode_satellite_disqualified{{{NS}}})")],
+            "Per node: the number of satellites that disqualified it.",
+            [q(f"sum by (node) (storagenode_satellite_disqualified{{{NS}}})", "{{node}}")],
             thresholds=steps((None, "green"), (1, "red")),
+            text_mode="value_and_name",
             w=8,
         ),
         stat(
             "Suspended on",
-            "Number of satellites on which a selected node is suspended.",
-            [q(f"sum(storagenode_satellite_suspended{{{NS}}})")],
+            "Per node: the number of satellites on which it is suspended.",
+            [q(f"sum by (node) (storagenode_satellite_suspended{{{NS}}})", "{{node}}")],
             thresholds=steps((None, "green"), (1, "orange")),
+            text_mode="value_and_name",
             w=8,
         ),
         stat(
             "Vetted on",
-            "Number of satellites on which the selected nodes are vetted.",
-            [q(f"sum(storagenode_satellite_vetted{{{NS}}})")],
+            "Per node: the number of satellites on which it is vetted.",
+            [q(f"sum by (node) (storagenode_satellite_vetted{{{NS}}})", "{{node}}")],
             thresholds=GREEN,
+            text_mode="value_and_name",
             w=8,
         ),
         score_panel("Audit score", "audit", DQ_AUDIT, "disqualifies", soft_min=0.9),
@@ -120,23 +152,15 @@ def reputation_capacity() -> dict:
         ),
         stat(
             "Days until full",
-            "Free space divided by the growth of used space over the dashboard's time range. "
-            "Empty when used space is not growing.",
-            [
-                q(
-                    f"max by (node) (storagenode_disk_free_bytes{{{N}}}) / "
-                    f"(max by (node) (deriv(storagenode_disk_used_bytes{{{N}}}[{RANGE}])) "
-                    "* 86400 > 0)",
-                    "{{node}}",
-                    instant=True,
-                )
-            ],
+            "Free space divided by the growth of used space over the dashboard's time range; "
+            '"full" when no space is free, "not growing" when used space is flat or shrinks.',
+            [q(days_until_full(N, RANGE), "{{node}}", instant=True)],
             "d",
             w=6,
             h=8,
             thresholds=steps((None, "red"), (7, "orange"), (30, "green")),
             text_mode="value_and_name",
-            no_value="not growing",
+            mappings=DAYS_UNTIL_FULL_MAPPINGS,
             decimals=0,
         ),
         timeseries(
@@ -164,6 +188,21 @@ def reputation_capacity() -> dict:
                 ),
             ],
             "bytes",
+        ),
+        bargauge(
+            "Node age per satellite",
+            "Days since the node joined each satellite (held back amounts and vetting depend on "
+            "it).",
+            [
+                q(
+                    "(time() - max by (satellite) "
+                    f"(storagenode_satellite_joined_timestamp_seconds{{{NS}}})) / 86400",
+                    "{{satellite}}",
+                    instant=True,
+                )
+            ],
+            "d",
+            w=24,
         ),
     ]
     return dashboard(

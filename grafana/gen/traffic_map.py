@@ -5,7 +5,11 @@ from __future__ import annotations
 from gen.common import (
     GAUGE_CELL,
     NA,
+    RI,
+    YES_NO,
+    N,
     q,
+    steps,
     table_q,
 )
 from gen.panels import (
@@ -14,6 +18,7 @@ from gen.panels import (
     bargauge,
     dashboard,
     geomap,
+    stat,
     table,
     text,
     timeseries,
@@ -109,6 +114,30 @@ def traffic_map() -> dict:
                     "countries",
                 )
             ],
+        ),
+        stat(
+            "Docker proxy suspected",
+            "Yes when most peers come from one private address: Docker's userland proxy hides "
+            "the real addresses, so the map cannot place them.",
+            [q(f"max by (node) (storagenode_geo_docker_proxy_suspected{{{N}}})", "{{node}}")],
+            mappings=YES_NO,
+            thresholds=steps((None, "green"), (1, "orange")),
+            text_mode="value_and_name",
+            w=8,
+        ),
+        stat(
+            "Private addresses",
+            "Share of transfers from private or local addresses, which have no location.",
+            [q(f"max by (node) (storagenode_geo_private_traffic_ratio{{{N}}})", "{{node}}")],
+            "percentunit",
+            text_mode="value_and_name",
+            w=8,
+        ),
+        timeseries(
+            "Transfers over the geo cell limit",
+            "Transfers counted in the overflow cell because the geo window was full.",
+            [q(f"sum(rate(storagenode_geo_overflow_transfers_total{{{N}}}[{RI}]))", "transfers")],
+            w=8,
         ),
     ]
     return dashboard(

@@ -1,0 +1,345 @@
+"""Every dashboard query against a real Prometheus scraping the real exporter, with two nodes.
+
+Node `demo` is `python -m exporter demo`. Node `stale` is the same exporter's scrape relabelled
+by a small HTTP server in this test: its newest log line and last satellite ping are an hour
+old and its disk is full. So a panel that lets the fresh node hide a stale one, adds
+node x satellite pairs, or shows "No data" for a full disk fails here.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.test_dashboards import (
+    DASHBOARDS,
+    EMPTY_BY_DESIGN,
+    ROOT,
+    _ids,
+    all_targets,
+    label_values_selector,
+    panels,
+    substitute,
+)
+
+STALE_SECONDS = 3600
+NODES = ("demo", "stale")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 5.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read()
+
+
+def _wait_http(url: str, proc: subprocess.Popen, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+        try:
+            _get(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def _demo_unavailable() -> str | None:
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-m", "exporter", "demo", "--help"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except subprocess.TimeoutExpired:
+        return "python -m exporter demo --help timed out"
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["?"])[-1]
+        return f"exporter demo command not available yet (python -m exporter demo --help: {last})"
+    return None
+
+
+_STALE_TIMESTAMPS = re.compile(
+    r"^(storagenode_(?:log_last_line|last_pinged)_timestamp_seconds\{[^}]*\}) (\S+)$", re.M
+)
+_FREE = re.compile(r"^(storagenode_disk_free_bytes\{[^}]*\}) \S+$", re.M)
+
+
+def stale_copy(exposition: str) -> str:
+    """The demo's scrape as node `stale`: log and pings an hour old, no free space."""
+    text = exposition.replace('node="demo"', 'node="stale"')
+    text = _STALE_TIMESTAMPS.sub(lambda m: f"{m[1]} {float(m[2]) - STALE_SECONDS}", text)
+    return _FREE.sub(lambda m: f"{m[1]} 0", text)
+
+
+def _stale_server(exporter_url: str) -> http.server.ThreadingHTTPServer:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = stale_copy(_get(exporter_url).decode()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class Live:
+    """A Prometheus (1 s scrape) scraping `python -m exporter demo` and its stale copy."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen] = []
+        self.exporter_port = _free_port()
+        self.prom_port = _free_port()
+        self.api = f"http://127.0.0.1:{self.prom_port}/api/v1"
+        self.stale: http.server.ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        listen = f"127.0.0.1:{self.exporter_port}"
+        exporter = self._spawn(
+            [sys.executable, "-m", "exporter", "demo", "--web.listen-address", listen],
+            "exporter",
+            env,
+        )
+        _wait_http(f"http://{listen}/metrics", exporter, time.monotonic() + 30)
+        self.stale = _stale_server(f"http://{listen}/metrics")
+        stale = f"127.0.0.1:{self.stale.server_address[1]}"
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [
+                {"job_name": "storagenode", "static_configs": [{"targets": [listen, stale]}]}
+            ],
+        }
+        (self.tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
+        prom = self._spawn(
+            [
+                shutil.which("prometheus"),
+                f"--config.file={self.tmp / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.tmp / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.prom_port}",
+                "--log.level=warn",
+            ],
+            "prometheus",
+            os.environ.copy(),
+        )
+        _wait_http(f"http://127.0.0.1:{self.prom_port}/-/ready", prom, time.monotonic() + 30)
+
+    def _spawn(self, argv: list[str], name: str, env: dict) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc.log = log
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        if self.stale:
+            self.stale.shutdown()
+            self.stale.server_close()
+        for proc in reversed(self.procs):
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.log.close()
+
+    def query(self, target: dict, uid: str = "", **values: str) -> list[dict]:
+        expr = substitute(target["expr"], **{**node_selection(uid), **values})
+        now = time.time()
+        if target["instant"]:
+            params = {"query": expr, "time": f"{now:.3f}"}
+            url = f"{self.api}/query?{urllib.parse.urlencode(params)}"
+        else:
+            params = {"query": expr, "start": f"{now - 60:.3f}", "end": f"{now:.3f}", "step": "1"}
+            url = f"{self.api}/query_range?{urllib.parse.urlencode(params)}"
+        answer = json.loads(_get(url))
+        assert answer["status"] == "success", answer
+        result = answer["data"]["result"]
+        if answer["data"]["resultType"] == "scalar":
+            return [{"metric": {}, "value": result}]
+        return result
+
+    def label_values(self, selector: str, label: str) -> list[str]:
+        params = {"match[]": substitute(selector)}
+        url = f"{self.api}/label/{label}/values?{urllib.parse.urlencode(params)}"
+        return json.loads(_get(url))["data"]
+
+
+def node_selection(uid: str) -> dict[str, str]:
+    """The Node dashboard shows one node (the first value, as Grafana picks); others all."""
+    return {"node": "demo"} if uid == "storj-node" else {}
+
+
+def _expected_to_have_data(uid: str, panel: dict) -> bool:
+    return (uid, panel["title"]) not in EMPTY_BY_DESIGN
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    if not shutil.which("prometheus"):
+        pytest.skip("prometheus not installed (Debian package prometheus)")
+    reason = _demo_unavailable()
+    if reason:
+        pytest.skip(reason)
+    stack = Live(tmp_path_factory.mktemp("live"))
+    try:
+        stack.start()
+        # Scrape for at least 15 s (rates need samples, the demo needs time to produce events),
+        # then until every panel expected to have data has some, at most 25 s in all.
+        started = time.monotonic()
+        wanted = [(u, p, t) for u, p, t in all_targets() if _expected_to_have_data(u, p)]
+        while True:
+            time.sleep(1)
+            elapsed = time.monotonic() - started
+            if elapsed < 15:
+                continue
+            wanted = [(u, p, t) for u, p, t in wanted if not stack.query(t, u)]
+            if not wanted or elapsed > 25:
+                break
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.mark.parametrize(("uid", "panel", "target"), all_targets(), ids=_ids())
+def test_panel_query_returns_data(live, uid, panel, target):
+    result = live.query(target, uid)  # also asserts that Prometheus accepted the query
+    reason = EMPTY_BY_DESIGN.get((uid, panel["title"]))
+    if reason:
+        pytest.skip(f"empty by design: {reason}")
+    assert result, f"{uid} / {panel['title']} / {target['refId']}: no data"
+    if panel["fieldConfig"]["defaults"]["unit"] == "percentunit":  # ratios and scores
+        for series in result:
+            samples = series.get("values") or [series["value"]]
+            values = [float(v) for _, v in samples if v not in ("NaN", "+Inf", "-Inf")]
+            assert all(0 <= v <= 1 for v in values), (panel["title"], series["metric"], values)
+    if panel["type"] == "geomap":
+        for series in result:
+            location = series["metric"]
+            if "geohash" in target["expr"]:
+                assert re.fullmatch(r"[0-9b-hjkmnp-z]{1,12}", location.get("geohash", "")), series
+            else:
+                assert re.fullmatch(r"[A-Z]{2}", location.get("country", "")), series
+
+
+def test_variables_have_values(live):
+    seen = {}
+    for dash in DASHBOARDS.values():
+        for var in dash["templating"]["list"]:
+            if var["type"] == "query":
+                selector, label = label_values_selector(var["query"])
+                values = live.label_values(selector, label)
+                assert values, f"{dash['uid']} ${var['name']}: no values"
+                seen[var["name"]] = values
+    assert set(seen) == {"node", "satellite", "action"}
+    assert "demo" in seen["node"]
+    assert set(seen["action"]) <= {"GET", "PUT", "GET_AUDIT", "GET_REPAIR", "PUT_REPAIR"}
+
+
+# ---- panels that must not mislead (issue 14) ----------------------------------------------
+
+
+def _panel(uid: str, title: str) -> dict:
+    (dash,) = [d for d in DASHBOARDS.values() if d["uid"] == uid]
+    (panel,) = [p for p in panels(dash) if p["title"] == title]
+    return panel
+
+
+def _values(result: list[dict]) -> dict[str, float]:
+    return {s["metric"].get("node", ""): float(s["value"][1]) for s in result}
+
+
+@pytest.mark.parametrize(
+    ("uid", "title"),
+    [("storj-node", "Last satellite contact"), ("storj-node", "Newest log line")],
+)
+def test_an_age_shows_the_stalest_selected_node(live, uid, title):
+    """With both nodes selected the fresh one must not hide the stale one."""
+    (target,) = _panel(uid, title)["targets"]
+    values = _values(live.query({**target, "instant": True}, uid, node=".*"))
+    assert max(values.values()) >= STALE_SECONDS - 60, values
+
+
+@pytest.mark.parametrize("title", ["Vetted on", "Suspended on", "Disqualified on"])
+def test_satellite_counts_are_per_node(live, title):
+    (satellites,) = live.query(
+        {"expr": "count(count by (satellite) (storagenode_satellite_info))", "instant": True}
+    )
+    (target,) = _panel("storj-reputation-capacity", title)["targets"]
+    values = _values(live.query({**target, "instant": True}))
+    assert set(values) == set(NODES), values
+    assert all(v <= float(satellites["value"][1]) for v in values.values()), values
+
+
+def _mapped(panel: dict, value: float) -> str | None:
+    for mapping in panel["fieldConfig"]["defaults"]["mappings"]:
+        low, high = mapping["options"]["from"], mapping["options"]["to"]
+        if mapping["type"] == "range" and low <= value <= high:
+            return mapping["options"]["result"]["text"]
+    return None
+
+
+def test_days_until_full_says_full_or_not_growing(live):
+    panel = _panel("storj-reputation-capacity", "Days until full")
+    (target,) = panel["targets"]
+    values = _values(live.query(target))
+    texts = {node: _mapped(panel, v) for node, v in values.items()}
+    assert texts == {"demo": "not growing", "stale": "full"}, values
+
+
+def test_totals_over_the_range_are_whole_numbers(live):
+    """A count of transfers or events over $__range is shown without extrapolated fractions."""
+    checked = 0
+    for uid, panel, target in all_targets():
+        unit = panel["fieldConfig"]["defaults"]["unit"]
+        if "$__range" not in target["expr"] or "/" in target["expr"] or unit != "short":
+            continue
+        for series in live.query(target, uid):
+            assert float(series["value"][1]).is_integer(), (panel["title"], series)
+            checked += 1
+    assert checked > 0
+
+
+def _documented_exclusions() -> set[str]:
+    text = (ROOT / "docs" / "dashboards.md").read_text(encoding="utf-8")
+    section = text.split("## Metrics on no panel", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"`(storagenode_[a-z0-9_]+)`", section))
+
+
+def test_every_exported_metric_is_on_a_panel_or_excluded_with_a_reason(live):
+    scrape = _get(f"http://127.0.0.1:{live.exporter_port}/metrics").decode()
+    exported = set(re.findall(r"^# TYPE (storagenode_[a-z0-9_]+) ", scrape, re.M))
+    assert len(exported) > 40
+    exprs = " ".join(t["expr"] for _, _, t in all_targets())
+    missing = {m for m in exported if not re.search(rf"\b{m}(?:_bucket|_sum|_count)?\b", exprs)}
+    assert missing <= _documented_exclusions(), sorted(missing - _documented_exclusions())
