@@ -19,6 +19,11 @@ be used (damaged, truncated, written by a newer version) is renamed aside to
 `FILE.corrupt-<time>` / `FILE.newer-<time>` with one log line, and the exporter starts fresh;
 saved nodes that are no longer configured are dropped with one log line.
 
+Absurd values (non-finite, negative or above `MAX_VALUE`, or satellite IDs that may not be
+labels) are never written, and a state file holding some (hand-crafted, or from an older
+version) has just those refused when it is read, with one log line per node: the series
+concerned start over, everything else continues (issue 12).
+
 Not saved: the geo window gauges (they describe the last minutes only) and the Docker
 16 KiB line joiner. Started-but-unfinished transfers are saved (the newest `MAX_PENDING`), so
 `storagenode_transfers_in_flight` and the duration histograms continue exactly.
@@ -29,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -39,12 +45,14 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from exporter import __version__
+from exporter.satellites import INVALID, MAX_SATELLITES, OVERFLOW, SATELLITES
 from exporter.state import (
     ACTIONS,
     DURATION_BUCKETS,
     SIZE_BUCKETS,
     Histogram,
     NodeState,
+    TopPieces,
 )
 
 log = logging.getLogger("exporter.checkpoint")
@@ -55,6 +63,10 @@ INTERVAL = 5.0
 #: started transfers kept in a checkpoint; older ones count as expired starts
 MAX_PENDING = 20_000
 _STATS = ("bytes_read", "rotations", "truncations", "reconnects", "oversized_lines")
+#: No counter of a node gets there (10^18 bytes is an exabyte): larger values are absurd.
+MAX_VALUE = 10**18
+#: TopPieces capacity above this is refused (the exporter uses 1000)
+MAX_TOP_CAPACITY = 100_000
 
 
 class StateFileError(ValueError):
@@ -89,28 +101,82 @@ def capture(state: NodeState) -> dict[str, Any]:
 def encode(cap: dict[str, Any], stats: dict[str, int] | None = None,
            source: str | None = None) -> dict[str, Any]:
     """A captured state as JSON-ready data (tuple keys become lists). Outside the lock."""
-    pending = list(cap["pending"].items())  # insertion order is start time order
+    pending = [(k, w) for k, w in cap["pending"].items() if _finite(w)]  # in start order
     dropped = max(0, len(pending) - MAX_PENDING)
     pending = pending[dropped:]
     return {
         "source": source,
         "position": cap["position"],
         "stats": stats or {},
-        "lines": cap["lines"],
-        "unparsed": cap["unparsed"],
-        "transfers": [[*k, v] for k, v in cap["transfers"].items()],
-        "bytes": [[*k, v] for k, v in cap["bytes"].items()],
+        "lines": {k: v for k, v in cap["lines"].items() if _sane(v)},
+        "unparsed": cap["unparsed"] if _sane(cap["unparsed"]) else 0,
+        "transfers": [[*k, v] for k, v in cap["transfers"].items() if _sane(v)],
+        "bytes": [[*k, v] for k, v in cap["bytes"].items() if _sane(v)],
         "size_buckets": list(SIZE_BUCKETS),
-        "sizes": {a: {"counts": c, "sum": s} for a, (c, s) in cap["sizes"].items()},
+        "sizes": {a: {"counts": c, "sum": s} for a, (c, s) in cap["sizes"].items()
+                  if _sane_histogram(c, s)},
         "duration_buckets": list(DURATION_BUCKETS),
-        "durations": [[a, r, c, s] for (a, r), (c, s) in cap["durations"].items()],
-        "errors": [[*k, v] for k, v in cap["errors"].items()],
-        "events": cap["events"],
+        "durations": [[a, r, c, s] for (a, r), (c, s) in cap["durations"].items()
+                      if _sane_histogram(c, s)],
+        "errors": [[*k, v] for k, v in cap["errors"].items() if _sane(v)],
+        "events": {k: v for k, v in cap["events"].items() if _sane(v)},
         "pending": [[p, a, r, when] for (p, a, r), when in pending],
         "starts_expired": cap["starts_expired"] + dropped,
         "top_pieces": {"capacity": cap["top_pieces"][0], "counts": cap["top_pieces"][1]},
         "last_timestamp": cap["last_timestamp"],
     }
+
+
+def _sane(value: Any) -> bool:
+    """A count or sum a real node can have: a finite number from 0 to MAX_VALUE."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0 <= value <= MAX_VALUE and (isinstance(value, int) or math.isfinite(value))
+
+
+def _finite(value: Any) -> bool:
+    """A time or other number that is not infinite, NaN or a huge integer."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return abs(value) <= MAX_VALUE if isinstance(value, int) else math.isfinite(value)
+
+
+def _sane_histogram(counts: Any, total: Any) -> bool:
+    return isinstance(counts, list) and all(_sane(c) for c in counts) and _sane(total)
+
+
+def _shown(value: Any) -> str:
+    """An absurd value for a log line (str() of a 5000-digit int raises)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a {len(str(value)) if value.bit_length() < 13_000 else 'huge'}-digit number"
+    return repr(value)[:60]
+
+
+class _Refused:
+    """The absurd values of one node's saved state: refused one by one, logged as one note."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def __call__(self, where: str, value: Any) -> None:
+        self.items.append(f"{where} = {_shown(value)}")
+
+    def note(self) -> str | None:
+        if not self.items:
+            return None
+        shown = "; ".join(self.items[:3]) + ("; ..." if len(self.items) > 3 else "")
+        return (f"refused {len(self.items)} absurd value(s), those series start over: "
+                f"{shown}")
+
+
+def _one_count(value: Any, where: str, refuse: _Refused) -> int:
+    """A single counter: a sane integer, else refused and 0."""
+    if isinstance(value, int) and _sane(value):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _fail(where, f"expected a count, got {value!r}")
+    refuse(where, value)
+    return 0
 
 
 def _fail(where: str, what: str) -> StateFileError:
@@ -150,23 +216,63 @@ def _rows(value: Any, where: str, width: int) -> list[list]:
     return value
 
 
-def _counter_rows(value: Any, where: str, keys: int) -> dict[tuple, int]:
-    return {
-        tuple(_text(k, where) for k in row[:keys]): _count(row[keys], where)
-        for row in _rows(value, where, keys + 1)
-    }
+def _counter_rows(value: Any, where: str, keys: int, refuse: _Refused) -> dict[tuple, int]:
+    out = {}
+    for row in _rows(value, where, keys + 1):
+        key = tuple(_text(k, where) for k in row[:keys])
+        if _sane(row[keys]) and isinstance(row[keys], int):
+            out[key] = row[keys]
+        else:
+            refuse(where, row[keys])
+    return out
 
 
-def _counter_map(value: Any, where: str) -> dict[str, int]:
-    return {_text(k, where): _count(v, where) for k, v in _mapping(value, where).items()}
+def _counter_map(value: Any, where: str, refuse: _Refused) -> dict[str, int]:
+    out = {}
+    for k, v in _mapping(value, where).items():
+        if _sane(v) and isinstance(v, int):
+            out[_text(k, where)] = v
+        else:
+            refuse(f"{where}.{k}"[:80], v)
+    return out
 
 
-def _histogram(bounds: tuple[float, ...], counts: Any, total: Any, where: str) -> Histogram:
+def _satellite_rows(rows: dict[tuple, int], where: str, refuse: _Refused) -> dict[tuple, int]:
+    """(satellite, action, result) -> n with the satellites NodeState would use: IDs that
+    may not be labels go under INVALID, those beyond MAX_SATELLITES under OVERFLOW."""
+    names: dict[str, str] = {}
+    for sat, *_ in rows:
+        if sat in names:
+            continue
+        if sat in (INVALID, OVERFLOW):
+            names[sat] = sat
+        elif not SATELLITES.is_label(sat):
+            names[sat] = INVALID
+            refuse(f"{where} satellite", sat)
+        elif sum(v not in (INVALID, OVERFLOW) for v in set(names.values())) >= MAX_SATELLITES:
+            names[sat] = OVERFLOW
+        else:
+            names[sat] = sat
+    out: dict[tuple, int] = {}
+    for (sat, *rest), value in rows.items():
+        key = (names[sat], *rest)
+        out[key] = min(out.get(key, 0) + value, MAX_VALUE)
+    return out
+
+
+def _histogram(bounds: tuple[float, ...], counts: Any, total: Any, where: str,
+               refuse: _Refused) -> Histogram:
     if not isinstance(counts, list) or len(counts) != len(bounds) + 1:
         raise _fail(where, f"expected {len(bounds) + 1} bucket counts")
     hist = Histogram(bounds)
-    hist.counts = [_count(c, where) for c in counts]
-    hist.sum = _number(total, where)
+    for c in counts:
+        if not isinstance(c, int | float) or isinstance(c, bool):
+            raise _fail(where, f"expected a count, got {c!r}")
+    if not _sane_histogram(counts, total) or not all(isinstance(c, int) for c in counts):
+        refuse(where, total if not _sane(total) else counts)
+        return hist  # starts over
+    hist.counts = list(counts)
+    hist.sum = float(total)
     return hist
 
 
@@ -202,9 +308,9 @@ def decode(name: str, data: Any) -> SavedNode:
     data = _mapping(data, w)
     try:
         notes: list[str] = []
-        stats = {k: _count(v, f"{w}.stats.{k}")
-                 for k, v in _mapping(data.get("stats", {}), f"{w}.stats").items()
-                 if k in _STATS}
+        refuse = _Refused()
+        stats = {k: v for k, v in _counter_map(data.get("stats", {}), f"{w}.stats",
+                                               refuse).items() if k in _STATS}
         sizes = {a: Histogram(SIZE_BUCKETS) for a in ACTIONS}
         durations: dict[tuple[str, str], Histogram] = {}
         if data["size_buckets"] == list(SIZE_BUCKETS):
@@ -212,13 +318,14 @@ def decode(name: str, data: Any) -> SavedNode:
                 if action in sizes:
                     h = _mapping(h, f"{w}.sizes.{action}")
                     sizes[action] = _histogram(SIZE_BUCKETS, h["counts"], h["sum"],
-                                               f"{w}.sizes.{action}")
+                                               f"{w}.sizes.{action}", refuse)
         else:
             notes.append("size histogram buckets changed; the size histograms start over")
         if data["duration_buckets"] == list(DURATION_BUCKETS):
             for action, result, counts, total in _rows(data["durations"], f"{w}.durations", 4):
                 key = (_text(action, f"{w}.durations"), _text(result, f"{w}.durations"))
-                durations[key] = _histogram(DURATION_BUCKETS, counts, total, f"{w}.durations")
+                durations[key] = _histogram(DURATION_BUCKETS, counts, total,
+                                            f"{w}.durations", refuse)
         else:
             notes.append("duration histogram buckets changed; the duration histograms start over")
         starts = []
@@ -226,30 +333,45 @@ def decode(name: str, data: Any) -> SavedNode:
             if action not in ACTIONS:
                 raise _fail(f"{w}.pending", f"unknown action {action!r}")
             key = (_text(piece, f"{w}.pending"), action, _text(remote, f"{w}.pending"))
-            starts.append((_number(when, f"{w}.pending"), key))
+            if _finite(_number(when, f"{w}.pending")):
+                starts.append((when, key))
+            else:
+                refuse(f"{w}.pending", when)
         starts.sort(key=lambda s: s[0])  # NodeState evicts the oldest in insertion order
         pending = {key: when for when, key in starts}
         top = _mapping(data["top_pieces"], f"{w}.top_pieces")
+        capacity = _count(top["capacity"], f"{w}.top_pieces.capacity")
+        if capacity > MAX_TOP_CAPACITY:
+            refuse(f"{w}.top_pieces.capacity", capacity)
+            capacity = TopPieces().capacity
         values = {
-            "lines": _counter_map(data["lines"], f"{w}.lines"),
-            "unparsed": _count(data["unparsed"], f"{w}.unparsed"),
-            "transfers": _counter_rows(data["transfers"], f"{w}.transfers", 3),
-            "bytes": _counter_rows(data["bytes"], f"{w}.bytes", 3),
+            "lines": _counter_map(data["lines"], f"{w}.lines", refuse),
+            "unparsed": _one_count(data["unparsed"], f"{w}.unparsed", refuse),
+            "transfers": _satellite_rows(
+                _counter_rows(data["transfers"], f"{w}.transfers", 3, refuse),
+                f"{w}.transfers", refuse),
+            "bytes": _satellite_rows(_counter_rows(data["bytes"], f"{w}.bytes", 3, refuse),
+                                     f"{w}.bytes", _Refused()),  # the same IDs: noted once
             "sizes": sizes,
             "durations": durations,
-            "errors": _counter_rows(data["errors"], f"{w}.errors", 2),
-            "events": _counter_map(data["events"], f"{w}.events"),
+            "errors": _counter_rows(data["errors"], f"{w}.errors", 2, refuse),
+            "events": _counter_map(data["events"], f"{w}.events", refuse),
             "pending": pending,
-            "starts_expired": _count(data["starts_expired"], f"{w}.starts_expired"),
-            "top_capacity": max(1, _count(top["capacity"], f"{w}.top_pieces.capacity")),
-            "top_counts": _counter_map(top["counts"], f"{w}.top_pieces.counts"),
+            "starts_expired": _one_count(data["starts_expired"], f"{w}.starts_expired", refuse),
+            "top_capacity": max(1, capacity),
+            "top_counts": _counter_map(top["counts"], f"{w}.top_pieces.counts", refuse),
             "last_timestamp": _text(data["last_timestamp"], f"{w}.last_timestamp"),
         }
         source = data.get("source")
         if source is not None:
             _text(source, f"{w}.source")
-        return SavedNode(source, _position(data.get("position"), f"{w}.position"), stats,
-                         values, notes)
+        position = _position(data.get("position"), f"{w}.position")
+        if position is not None and not _sane(position.get("offset", 0)):
+            refuse(f"{w}.position.offset", position["offset"])  # no file is that long
+            position = None
+        if refuse.note():
+            notes.append(refuse.note())
+        return SavedNode(source, position, stats, values, notes)
     except KeyError as exc:
         raise _fail(w, f"missing {exc.args[0]!r}") from None
     except (TypeError, ValueError) as exc:
