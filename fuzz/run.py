@@ -1,6 +1,7 @@
 """Run the fuzz harnesses for a bounded time and say how many executions ran clean.
 
     python fuzz/run.py [--seconds 600] [parser|hotpath ...]
+    python fuzz/run.py --replay fuzz/crashes/FILE [parser|hotpath]   # one input, with output
 
 Builds the seed corpus (fuzz/seeds.py) and the sanitized C module (fuzz/build.py), then runs
 each harness under libFuzzer (atheris) with the seeds, a growing corpus in
@@ -54,17 +55,27 @@ class Result:
                 f"(exit {self.returncode}), input: {self.artifact or 'a seed, see the log'}")
 
 
+def harness_env(harness: str) -> dict[str, str]:
+    """The environment a harness runs in (the sanitizer runtime for the C one)."""
+    if harness == "hotpath":
+        build.build()
+        return build.runtime_env()
+    return dict(os.environ)
+
+
+def replay(harness: str, path: str) -> int:
+    """Run one input through a harness, its whole output on the terminal."""
+    cmd = [sys.executable, str(HERE / f"fuzz_{harness}.py"), path]
+    return subprocess.run(cmd, env=harness_env(harness), check=False).returncode
+
+
 def run(harness: str, seconds: int, *, corpus: Path | None = None, max_len: int = 65536,
         quiet: bool = False) -> Result:
     """One harness for `seconds` of fuzzing (after the seeds ran in full). `corpus`: where
     libFuzzer keeps the inputs it found (default fuzz/build/corpus/<harness>/, kept between
     runs)."""
     seed_dir = seeds.build()
-    if harness == "hotpath":
-        build.build()
-        env = build.runtime_env()
-    else:
-        env = dict(os.environ)
+    env = harness_env(harness)
     env["FUZZ_FULL_SEEDS"] = str(seed_dir)
     corpus = corpus or build.BUILD / "corpus" / harness
     artifacts = build.BUILD / "artifacts"
@@ -101,11 +112,14 @@ def run(harness: str, seconds: int, *, corpus: Path | None = None, max_len: int 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=600, help="per harness")
+    parser.add_argument("--replay", metavar="FILE", help="run one input (default: both harnesses)")
     parser.add_argument("harness", nargs="*", help=f"of {', '.join(HARNESSES)} (default: all)")
     args = parser.parse_args()
     unknown = set(args.harness) - set(HARNESSES)
     if unknown:
         parser.error(f"unknown harness: {', '.join(sorted(unknown))}")
+    if args.replay:
+        return max(replay(h, args.replay) for h in args.harness or HARNESSES)
     results = [run(h, args.seconds) for h in args.harness or HARNESSES]
     print("summary: " + "; ".join(r.line() for r in results))
     return 0 if all(r.clean for r in results) else 1
