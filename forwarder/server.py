@@ -390,11 +390,10 @@ class ForwarderServer:
 
     def _expire(self, now: float) -> None:
         """Cut handshakes past their deadline, whatever they are blocked in."""
-        with self.lock:
-            late = [c for c in self.pending if now >= c.deadline]
-        for conn in late:
-            conn.abort(f"handshake not finished within {self.settings.handshake_timeout:g}s",
-                       "handshake timeout")
+        with self.lock:  # held: a client admitted meanwhile is not cut
+            for conn in [c for c in self.pending if now >= c.deadline]:
+                conn.abort("handshake not finished within "
+                           f"{self.settings.handshake_timeout:g}s", "handshake timeout")
 
     def admit(self, conn: Connection) -> str | None:
         """Authenticated: from the pending budget into the clients; else why not."""

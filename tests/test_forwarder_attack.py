@@ -9,6 +9,7 @@ import json
 import re
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -152,6 +153,22 @@ def test_idle_sockets_from_the_same_host_do_not_lock_out_the_source(tmp_path, to
     assert len(text.splitlines()) < 50
 
 
+def _drip(sock: socket.socket, data: bytes, began: float) -> float | None:
+    """Send `data` one byte every 0.3 s (each recv on the other side is quick, the whole is
+    not); when the peer closes or answers with an error, the seconds since `began`."""
+    for byte in data:
+        try:
+            sock.sendall(bytes([byte]))
+            ready, _, _ = select.select([sock], [], [], 0.3)
+            if ready and (not (answer := sock.recv(100)) or b"error" in answer):
+                return time.monotonic() - began
+        except OSError:
+            return time.monotonic() - began
+        if time.monotonic() - began > 12:
+            return None
+    return None
+
+
 def test_a_slow_drip_handshake_is_cut_at_the_deadline(tmp_path, token_file, forwarders):
     log = tmp_path / "node.log"
     log.touch()
@@ -160,27 +177,31 @@ def test_a_slow_drip_handshake_is_cut_at_the_deadline(tmp_path, token_file, forw
     with socket.create_connection(("127.0.0.1", fwd.port), timeout=15) as sock:
         began = time.monotonic()
         assert FrameReader(sock).read_until(5)["type"] == "hello"
-        closed_at = None
-        for byte in frame[:-1]:  # one byte every 0.3 s: each recv is quick, the whole is not
-            try:
-                sock.sendall(bytes([byte]))
-            except OSError:
-                closed_at = time.monotonic()
-                break
-            ready, _, _ = select.select([sock], [], [], 0.3)
-            if ready:
-                try:
-                    data = sock.recv(100)
-                except OSError:
-                    data = b""
-                if not data or b"error" in data:
-                    closed_at = time.monotonic()
-                    break
-            if time.monotonic() - began > 12:
-                break
-    assert closed_at is not None, "still connected after 12 s of drip"
-    assert 4.0 <= closed_at - began <= 6.5, closed_at - began
-    wait_for(lambda: "handshake" in fwd.text(), timeout=5, what="the refusal line")
+        took = _drip(sock, frame[:-1], began)
+    assert took is not None, "still connected after 12 s of drip"
+    assert 4.0 <= took <= 6.5, took
+    wait_for(lambda: "handshake not finished within 5s" in fwd.text(), timeout=5,
+             what="the refusal line")
+    _assert_clean(fwd.text())
+
+
+def test_a_slow_drip_tls_handshake_is_cut_at_the_deadline(tmp_path, token_file, forwarders):
+    certs = _base._make_certs(tmp_path)
+    log = tmp_path / "node.log"
+    log.touch()
+    fwd = forwarders(["--log", f"n1={log}", "--token-file", str(token_file),
+                      "--tls-cert", str(certs["server"]), "--tls-key", str(certs["server_key"])])
+    # a real ClientHello, from a TLS client that is never given an answer
+    ctx = ssl.create_default_context(cafile=str(certs["ca"]))
+    tls = ctx.wrap_bio(ssl.MemoryBIO(), outgoing := ssl.MemoryBIO(), server_hostname="x")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    hello = outgoing.read()
+    with socket.create_connection(("127.0.0.1", fwd.port), timeout=15) as sock:
+        took = _drip(sock, hello, time.monotonic())
+    assert took is not None, "still connected after 12 s of drip"
+    assert 4.0 <= took <= 6.5, took
+    wait_for(lambda: "refused" in fwd.text(), timeout=5, what="the refusal line")
     _assert_clean(fwd.text())
 
 
