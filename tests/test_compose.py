@@ -111,20 +111,97 @@ def test_the_specification_check_can_fail():
 
 
 def test_services_and_profiles():
-    assert {"exporter", "demo", "prometheus", "alertmanager", "grafana", "node-exporter"} <= set(
-        SERVICES
-    )
-    for name in ("prometheus", "alertmanager", "grafana", "node-exporter"):
-        assert "profiles" not in SERVICES[name], name
-    assert SERVICES["exporter"]["profiles"] == ["node"]
+    profiles = {name: service.get("profiles") for name, service in SERVICES.items()}
+    assert profiles == {
+        "exporter": ["node"], "alertmanager": ["node"],
+        "demo": ["demo"], "demo-receiver": ["demo"], "alertmanager-demo": ["demo"],
+        "prometheus": None, "grafana": None,
+        "node-exporter": ["host"], "geoipupdate": ["geoip"],
+    }  # fmt: skip
+    assert SERVICES["exporter"]["build"] == "."
     assert SERVICES["exporter"]["build"] == "."
     assert env_example()["COMPOSE_PROFILES"] == "node"
     demo = SERVICES["demo"]
     assert demo["profiles"] == ["demo"]
     assert demo["build"] == "."
     assert demo["command"] == ["demo", "--web.listen-address", "0.0.0.0:9184"]
-    # prometheus.yml scrapes exporter:9184 whichever exporter runs
+    # prometheus.yml scrapes exporter:9184 whichever exporter runs, and sends to
+    # alertmanager:9093 whichever Alertmanager runs
     assert demo["networks"]["default"]["aliases"] == ["exporter"]
+    assert SERVICES["alertmanager-demo"]["networks"]["default"]["aliases"] == ["alertmanager"]
+    for name in ("alertmanager", "alertmanager-demo"):
+        assert SERVICES[name]["image"] == SERVICES["alertmanager"]["image"]
+        assert SERVICES[name]["ports"] == ["127.0.0.1:9093:9093"]
+
+
+def test_every_variable_has_a_default():
+    """`docker compose --profile demo up` without a .env: compose interpolates the whole
+    file, whatever the profile, and stops at the first `${X:?}` or `${X}` without a value."""
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    assert resolve(text)[1] == set()
+    for m in _VAR.finditer(text):
+        assert m.group(2) == ":-", m.group(0)  # also when set to the empty string
+
+
+def test_node_exporter_is_opt_in_with_host_network():
+    """The root mount fails on Synology DSM and Docker Desktop (node_exporter issues 2002,
+    2742), so it is a profile; host networking, or the network metrics are the container's."""
+    node = SERVICES["node-exporter"]
+    assert node["profiles"] == ["host"]
+    assert node["network_mode"] == "host" and node["pid"] == "host"
+    assert "ports" not in node and "networks" not in node  # both meaningless with host net
+    assert "--path.rootfs=/host" in node["command"]
+    assert ("/", "/host", "ro,rslave") in volumes(node)
+    (listen,) = [resolve(a)[0] for a in node["command"] if a.startswith("--web.listen-address")]
+    host, port = listen.split("=", 1)[1].rsplit(":", 1)
+    assert host == "172.17.0.1"  # the docker0 bridge (host-gateway): not the LAN
+    assert "NODE_EXPORTER_LISTEN_ADDRESS=172.17.0.1:9100" in ENV_EXAMPLE
+    jobs = {job["job_name"]: job for job in _prometheus_config()["scrape_configs"]}
+    assert jobs["node"]["static_configs"] == [{"targets": [f"host.docker.internal:{port}"]}]
+    assert "host.docker.internal:host-gateway" in SERVICES["prometheus"]["extra_hosts"]
+    assert "COMPOSE_PROFILES=node,host" in ENV_EXAMPLE  # how to turn it on, in .env.example
+
+
+def test_demo_alerts_go_to_the_local_receiver():
+    demo_am = SERVICES["alertmanager-demo"]
+    assert "--config.file=/etc/alertmanager/alertmanager-demo.yml" in demo_am["command"]
+    assert mount_target("alertmanager-demo", "./prometheus/alertmanager-demo.yml") == (
+        "/etc/alertmanager/alertmanager-demo.yml", "ro")
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in SERVICES["alertmanager"]["command"]
+    config = _yaml("prometheus/alertmanager-demo.yml")
+    assert "example.org" not in (ROOT / "prometheus/alertmanager-demo.yml").read_text()
+    receiver = SERVICES["demo-receiver"]
+    assert receiver["entrypoint"] == ["python", "-m", "exporter.alertsink"]
+    listen = receiver["command"][receiver["command"].index("--listen") + 1]
+    port = listen.rsplit(":", 1)[1]
+    urls = [hook["url"] for r in config["receivers"] for hook in r.get("webhook_configs", [])]
+    kinds = {key for r in config["receivers"] for key in r if key.endswith("_configs")}
+    assert kinds == {"webhook_configs"}
+    assert urls == [f"http://demo-receiver:{port}/alerts"]
+    assert config["route"]["receiver"] == config["receivers"][0]["name"]
+    assert receiver["healthcheck"]["test"][-2:] == ["--listen", listen]
+    if shutil.which("amtool"):
+        check = subprocess.run(["amtool", "check-config", "prometheus/alertmanager-demo.yml"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_discord_webhook_url_from_a_file():
+    config = _yaml("prometheus/alertmanager.yml")
+    discord = [d for r in config["receivers"] for d in r.get("discord_configs", [])]
+    assert discord and all("webhook_url" not in d for d in discord)
+    secrets = mount_target("alertmanager", "./prometheus/secrets")[0]
+    for d in discord:
+        name = d["webhook_url_file"].removeprefix(secrets + "/")
+        assert f"`{name}`" in (ROOT / "prometheus/secrets/README.md").read_text()
+    assert SERVICES["alertmanager"]["image"] >= "prom/alertmanager:v0.26"  # has webhook_url_file
+
+
+def test_the_exporters_keep_the_images_healthcheck():
+    """The image's HEALTHCHECK finds the address in the command line; an override here with a
+    fixed port would break when the command's port changes."""
+    for name in ("exporter", "demo"):
+        assert "healthcheck" not in SERVICES[name], name
 
 
 def test_images_are_pinned():
@@ -146,9 +223,11 @@ def test_every_mounted_host_path_exists_in_the_repository():
     for name, service in SERVICES.items():
         if "build" in service:
             assert (ROOT / service["build"] / "Dockerfile").is_file()
-        for src, _dst, _opts in volumes(service):
-            if src.startswith("<"):  # no default: the user's own path, from .env
-                assert src.strip("<>") in env_example(), f"{name}: {src} not in .env.example"
+        raw = [v if isinstance(v, str) else "" for v in service.get("volumes", [])]
+        for (src, _dst, _opts), unresolved in zip(volumes(service), raw, strict=True):
+            var = _VAR.match(unresolved)
+            if var:  # the user's own path, from .env
+                assert var.group(1) in env_example(), f"{name}: {src} not in .env.example"
             elif src.startswith("."):
                 assert (ROOT / src).exists(), f"{name}: {src} does not exist"
                 checked += 1
@@ -168,19 +247,22 @@ def test_configuration_is_mounted_read_only():
     )
     assert mount_target("prometheus", "./prometheus/rules") == ("/etc/prometheus/rules", "ro")
     assert mount_target("alertmanager", "./prometheus/alertmanager.yml")[1] == "ro"
-    assert mount_target("exporter", "<STORJ_LOG_DIR>") == ("/logs", "ro")
+    assert mount_target("exporter", "./logs") == ("/logs", "ro")  # STORJ_LOG_DIR's default
     assert mount_target("exporter", "geoip") == ("/geoip", "ro")
     assert mount_target("exporter", "exporter-state")[0] == "/var/lib/storagenode-exporter"
 
 
-def test_grafana_needs_a_password_and_has_no_anonymous_access():
+def test_grafana_password_and_no_anonymous_access():
+    """Without .env (the demo): Grafana's own admin/admin, on 127.0.0.1 only. With .env from
+    .env.example: the password chosen there, on every interface."""
     env = SERVICES["grafana"]["environment"]
     assert resolve(env["GF_AUTH_ANONYMOUS_ENABLED"])[0] == "false"
-    password, required = resolve(env["GF_SECURITY_ADMIN_PASSWORD"])
-    assert password == "<GRAFANA_ADMIN_PASSWORD>"
-    assert required == {"GRAFANA_ADMIN_PASSWORD"}, "the admin password must come from .env"
+    assert resolve(env["GF_SECURITY_ADMIN_PASSWORD"])[0] == "admin"
+    (port,) = SERVICES["grafana"]["ports"]
+    assert resolve(port)[0] == "127.0.0.1:3000:3000"
+    assert resolve(port, env_example())[0] == "3000:3000"
+    assert resolve(env["GF_SECURITY_ADMIN_PASSWORD"], env_example())[0] == "change-me"
     assert env_example()["GRAFANA_ANONYMOUS_ENABLED"] == "false"
-    assert env_example()["GRAFANA_ADMIN_PASSWORD"]
     home = env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     target = mount_target("grafana", "./grafana/dashboards")[0]
     assert home.startswith(target + "/")
@@ -191,8 +273,7 @@ def test_only_grafana_listens_beyond_localhost():
     for name, service in SERVICES.items():
         for port in service.get("ports", []):
             published = resolve(str(port))[0]
-            if name != "grafana":
-                assert published.startswith("127.0.0.1:"), f"{name}: {published}"
+            assert published.startswith("127.0.0.1:"), f"{name}: {published}"
 
 
 def test_env_example_names_every_variable():
@@ -285,6 +366,9 @@ def test_prometheus_scrapes_the_compose_services():
         for sc in job.get("static_configs", []):
             for target in sc["targets"]:
                 host = target.rsplit(":", 1)[0]
+                if host == "host.docker.internal":  # node-exporter, host network
+                    assert SERVICES["node-exporter"]["network_mode"] == "host"
+                    continue
                 assert host in names or host == "localhost", f"{job['job_name']}: {target}"
     (am,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert am.split(":")[0] in names
