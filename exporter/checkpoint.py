@@ -60,6 +60,8 @@ log = logging.getLogger("exporter.checkpoint")
 FORMAT = "storagenode-exporter-state"
 VERSION = 1
 INTERVAL = 5.0
+#: how soon a node that starts reading another file (first position, rotation) is saved
+PROMPT = 0.05
 #: started transfers kept in a checkpoint; older ones count as expired starts
 MAX_PENDING = 20_000
 _STATS = ("bytes_read", "rotations", "truncations", "reconnects", "oversized_lines")
@@ -71,6 +73,15 @@ MAX_TOP_CAPACITY = 100_000
 
 class StateFileError(ValueError):
     """The state file's content cannot be used; the message says why."""
+
+
+def file_of(position: Any) -> tuple | None:
+    """Which file a position is in (path, device, inode); also inside a forwarder's."""
+    if isinstance(position, dict) and isinstance(position.get("file"), dict):
+        position = position["file"]
+    if not isinstance(position, dict):
+        return None
+    return (position.get("path"), position.get("dev"), position.get("ino"))
 
 
 def source_kind(spec: str | None) -> str:
@@ -512,6 +523,7 @@ class Checkpointer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._markers: dict[str, tuple] = {}
+        self._files: dict[str, tuple | None] = {}
         self._fragments: dict[str, str] = {}
         self._failing = False
         self._dirty = False
@@ -590,8 +602,24 @@ class Checkpointer:
         self.save()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.save()
+        """Save every `interval`, and within PROMPT seconds of a node starting to read another
+        file (its first position, a rotation): a kill -9 right after the start must find the
+        starting point on disk, not `null` (which would mean "from the end")."""
+        due = time.monotonic() + self.interval
+        while not self._stop.wait(PROMPT):
+            if time.monotonic() >= due or self._new_files():
+                self.save()
+                due = time.monotonic() + self.interval
+
+    def _new_files(self) -> bool:
+        """A node's position names another file than at the last look (cheap: no lock)."""
+        changed = False
+        for runner in self.runners:
+            which = file_of(runner.state.position)
+            if which != self._files.get(runner.name):
+                self._files[runner.name] = which
+                changed = True
+        return changed
 
     # ---- save --------------------------------------------------------------------------
 

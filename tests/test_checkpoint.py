@@ -17,6 +17,8 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, free_port, parse_exposition, total, wait_for
 
 SATS = (
@@ -101,7 +103,9 @@ class Exporter:
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
-    def start(self) -> None:
+    def start(self, scrape: bool = True) -> None:
+        """Start and wait until it serves; scrape=False waits on /healthz only, so no scrape
+        makes it write its state file."""
         self.starts += 1
         self.err = self.tmp / f"exporter-{self.starts}.log"
         with open(self.err, "w") as err:
@@ -110,7 +114,17 @@ class Exporter:
                  "--web.listen-address", f"127.0.0.1:{self.port}"],
                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err,
             )
-        wait_for(self.scrape, timeout=15, what="the exporter to serve")
+        wait_for(self.scrape if scrape else self.healthy, timeout=15,
+                 what="the exporter to serve")
+
+    def healthy(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"exporter exited: {self.err.read_text()}")
+        try:
+            with urllib.request.urlopen(self.url.replace("/metrics", "/healthz"), timeout=2):
+                return True
+        except OSError:
+            return False
 
     def scrape(self) -> dict[str, float] | None:
         if self.proc is not None and self.proc.poll() is not None:
@@ -259,6 +273,50 @@ def test_kill9_and_rotation_while_down_count_every_line_once(tmp_path):
         "was rotated while the exporter was not running" in p.read_text()
         for p in tmp_path.glob("exporter-*.log"))
     assert "Traceback" not in "".join(p.read_text() for p in tmp_path.glob("exporter-*.log"))
+
+
+# ---- killed before the first checkpoint (issue 12, item 4) -----------------------------------
+
+
+def _lines_exactly(exporter: Exporter, n: int) -> None:
+    wait_for(lambda: lines_counted(exporter.scrape()) >= n, what=f"{n} lines")
+    time.sleep(0.4)  # and no more
+    assert lines_counted(exporter.scrape()) == n
+
+
+def test_kill9_before_the_first_checkpoint_loses_nothing(tmp_path):
+    """No scrape, no periodic save yet: the starting position (the end of the log) must be
+    on disk as soon as the file is open, or the restart reads from the new end."""
+    log = _log_file(tmp_path)  # 1000 old lines: not counted without --from-start
+    exporter = Exporter(tmp_path, ["--node", f"n1:{log}", "--state-file",
+                                   str(tmp_path / "state.json")])
+    exporter.start(scrape=False)
+    time.sleep(0.5)  # the file is open
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write("".join(log_line(i) for i in range(1000, 1050)))
+    time.sleep(0.3)
+    exporter.kill9()  # about 1 s after the start, well before the 5 s save
+    exporter.start()
+    _lines_exactly(exporter, 50)
+    assert "Traceback" not in exporter.stop()
+
+
+@pytest.mark.parametrize("appears", ["while running", "while down"])
+def test_a_log_that_appears_after_the_start_is_read_whole_across_a_kill9(tmp_path, appears):
+    log = tmp_path / "node.log"
+    exporter = Exporter(tmp_path, ["--node", f"n1:{log}", "--state-file",
+                                   str(tmp_path / "state.json")])
+    exporter.start(scrape=False)
+    time.sleep(0.5)  # waiting for the file
+    if appears == "while down":
+        exporter.kill9()
+    log.write_text("".join(log_line(i) for i in range(30)), encoding="utf-8")
+    if appears == "while running":
+        time.sleep(0.5)  # opened and read, nothing saved by a scrape or the 5 s timer
+        exporter.kill9()
+    exporter.start()
+    _lines_exactly(exporter, 30)
+    assert "Traceback" not in exporter.stop()
 
 
 # ---- bad state files --------------------------------------------------------------------------
