@@ -239,7 +239,9 @@ class Connection:
                 self.fail("authentication failed: wrong token", "wrong token")
             proof = server_proof(token, nonce, client_nonce)
         refusal = self.server.admit(self)
-        if refusal:
+        if refusal is not None:
+            if self.reason:  # crowded out or expired a moment ago: already said why
+                raise _Closed(self.reason)
             self.fail(refusal, "busy")
         self.send({"type": "welcome", "mac": proof, "logs": sorted(self.settings.logs)})
         if token is not None:  # from here on every frame is sealed, both ways
@@ -399,7 +401,7 @@ class ForwarderServer:
         """Authenticated: from the pending budget into the clients; else why not."""
         with self.lock:
             if conn not in self.pending:  # crowded out or expired a moment ago
-                return conn.reason or "handshake cut"
+                return "handshake cut"
             del self.pending[conn]
             if len(self.clients) >= self.settings.max_clients:
                 return f"busy: already {self.settings.max_clients} clients"
