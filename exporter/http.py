@@ -190,7 +190,7 @@ class _Connections:
 class _ServerHandler(ServerHandler):
     def log_exception(self, exc_info) -> None:
         """One line instead of a traceback on stderr (the client gets a 500)."""
-        log.error("HTTP %s failed: %s: %s", self.environ.get("PATH_INFO", "?")[:200],
+        log.error("HTTP %r failed: %s: %s", self.environ.get("PATH_INFO", "?")[:200],
                   exc_info[0].__name__, exc_info[1])
 
 

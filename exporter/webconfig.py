@@ -290,8 +290,10 @@ def _http(where: str, raw: Any) -> list[tuple[str, str]]:
         if name not in _HEADERS:
             raise ConfigError(f"{key}: this header cannot be configured (known: "
                               f"{', '.join(_HEADERS)})")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)  # X-XSS-Protection: 1
         value = _string(key, value)
-        if _HEADERS[name] and value not in _HEADERS[name]:
+        if value and _HEADERS[name] and value not in _HEADERS[name]:
             raise ConfigError(f"{key}: expected one of {', '.join(_HEADERS[name])}, "
                               f"got {value!r}")
         if any(c in value for c in "\r\n\0"):
@@ -353,6 +355,8 @@ def _rate_limit(where: str, raw: Any) -> RateLimit | None:
 
 def parse_duration(where: str, value: Any) -> float:
     """A Go duration string ('1s', '1m30s', '250ms') -> seconds."""
+    if value == 0 and type(value) is int:  # a bare 0, as exporter-toolkit's examples have
+        return 0.0
     text = _typed(where, value, str, "a duration such as 1s or 250ms")
     if text == "0":
         return 0.0

@@ -118,6 +118,8 @@ def test_connection_flood_is_bounded_and_timed_out(tmp_path):
     server hangs up on every idle socket after the header timeout."""
     proc = WebExporter(None, env=FAST)
     try:
+        _scrape_latencies(proc, 1)
+        time.sleep(0.5)  # the node's threads are up
         before = proc.threads()
         flood = _idle(proc.port, 200)
         time.sleep(0.3)
@@ -130,7 +132,7 @@ def test_connection_flood_is_bounded_and_timed_out(tmp_path):
             s.close()
         assert during <= before + 70, (before, during)
         assert max(latencies) < 1.0, latencies
-        wait_for(lambda: proc.threads() <= before + 2, timeout=5, what="threads released")
+        wait_for(lambda: proc.threads() <= before + 5, timeout=5, what="threads released")
     finally:
         proc.stop()
 

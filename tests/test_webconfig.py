@@ -257,3 +257,17 @@ def test_rate_limit(tmp_path):
         assert proc.request("/healthz")[0] == 200  # never limited
     finally:
         proc.stop()
+
+
+def test_exporter_toolkit_spellings_load(tmp_path):
+    """Files written for node_exporter load unchanged: numbers as header values, `interval: 0`
+    for no rate limit, blank headers, empty sections."""
+    from exporter.webconfig import load_web_config
+
+    web = tmp_path / "web.yml"
+    web.write_text("http_server_config:\n  headers:\n    X-XSS-Protection: 1\n"
+                   "    X-Content-Type-Options: ''\nrate_limit:\n  interval: 0\n  burst: 0\n"
+                   "basic_auth_users:\ntls_server_config:\n")
+    loaded = load_web_config(str(web))
+    assert loaded.headers == [("X-XSS-Protection", "1")]
+    assert loaded.rate_limit is None and loaded.users == {} and loaded.tls is None
