@@ -145,9 +145,20 @@ def test_generator_check_flag(tmp_path):
 def _schema(kind: str, version: str = "v11.6") -> dict:
     path = SCHEMA_ROOT / version / f"{kind}.jsonschema.json"
     schema = json.loads(path.read_text(encoding="utf-8"))
+    if kind == "dashboard":
+        _patch_any_values(schema["definitions"])
     if version == "v11.6" and kind == "dashboard":
         _patch_v11_gaps(schema["definitions"])
     return schema
+
+
+def _patch_any_values(definitions: dict) -> None:
+    """The SDK's JSON schemas (both lines) turn two `any` values of Grafana's dashboard model
+    (`MatcherConfig.options`, `DynamicConfigValue.value`, TypeScript `any`) into `object`, which
+    rejects every field override Grafana itself writes: `{"id": "byName", "options": "node"}`,
+    `{"id": "unit", "value": "bytes"}`."""
+    definitions["MatcherConfig"]["properties"]["options"] = {}
+    definitions["DynamicConfigValue"]["properties"]["value"] = {}
 
 
 def _patch_v11_gaps(definitions: dict) -> None:
@@ -214,6 +225,11 @@ def test_panel_options_validate_against_their_kind(name, version):
             assert not custom, f"{where}: {kind} has no custom field config"
         elif custom is not None:
             problems += [f"{where} custom {e}" for e in _errors(field_config, custom)]
+        for override in panel.get("fieldConfig", {}).get("overrides", []):
+            for prop in override["properties"]:
+                if prop["id"].startswith("custom."):  # custom config as the override makes it
+                    doc = {**(custom or {}), prop["id"].removeprefix("custom."): prop["value"]}
+                    problems += [f"{where} override {e}" for e in _errors(field_config, doc)]
         for target in panel.get("targets", []):
             problems += [f"{where} target {e}" for e in _errors(target_validator, target)]
     assert problems == []
@@ -392,3 +408,38 @@ def test_every_query_parses_with_promtool(tmp_path):
 def test_promtool_check_catches_a_broken_query(tmp_path):
     result = _check_rules(tmp_path, {"broken:query": "sum by (node (rate(x[5m]))"})
     assert result.returncode != 0
+
+
+# ---- Overview "Nodes": one row per node ---------------------------------------------------
+
+
+def _alert_numbers(alert: str) -> list[float]:
+    """The `< number` of every rule of the alert, lowest first (critical before warning)."""
+    path = ROOT / "prometheus" / "rules" / "storagenode-alerts.yml"
+    groups = yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+    exprs = [r["expr"] for g in groups for r in g["rules"] if r.get("alert") == alert]
+    return sorted(float(re.search(r"<\s*([0-9.]+)", e).group(1)) for e in exprs)
+
+
+def test_node_table_colours_are_the_alert_thresholds():
+    (panel,) = [p for p in panels(DASHBOARDS["overview.json"]) if p["title"] == "Nodes"]
+    steps = {}
+    for override in panel["fieldConfig"]["overrides"]:
+        props = {p["id"]: p["value"] for p in override["properties"]}
+        if "thresholds" in props:
+            steps[props["displayName"]] = [s["value"] for s in props["thresholds"]["steps"]][1:]
+    for column, alert in {
+        "Audit": "StoragenodeAuditScoreLow",
+        "Suspension": "StoragenodeSuspensionScoreLow",
+        "Online": "StoragenodeOnlineScoreLow",
+        "Free %": "StoragenodeDiskAlmostFull",
+        "Download ok": "StoragenodeSuccessRateLow",
+        "Upload ok": "StoragenodeSuccessRateLow",
+    }.items():
+        assert steps[column] == _alert_numbers(alert), column
+    assert steps["Suspended"] == steps["Disqualified"] == [1]
+    assert panel["options"]["footer"]["show"]
+    assert set(panel["options"]["footer"]["fields"]) == {
+        "Used", "Free", "Trash", "Ingress (month)", "Egress (month)", "Payout (month)",
+        "Held back",
+    }  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import math
 import os
 import re
 import shutil
@@ -343,3 +344,53 @@ def test_every_exported_metric_is_on_a_panel_or_excluded_with_a_reason(live):
     exprs = " ".join(t["expr"] for _, _, t in all_targets())
     missing = {m for m in exported if not re.search(rf"\b{m}(?:_bucket|_sum|_count)?\b", exprs)}
     assert missing <= _documented_exclusions(), sorted(missing - _documented_exclusions())
+
+
+# ---- one row per node (Overview "Nodes") --------------------------------------------------
+
+
+def _column_titles(panel: dict) -> dict[str, str]:
+    """Raw field name (`Value #C`, `version`) -> the column header its override sets."""
+    return {
+        o["matcher"]["options"]: p["value"]
+        for o in panel["fieldConfig"]["overrides"]
+        for p in o["properties"]
+        if p["id"] == "displayName"
+    }
+
+
+def test_node_table_has_every_column_for_every_node(live):
+    """Each column's query (what the merge joins on `node`) has a value for both nodes."""
+    panel = _panel("storj-overview", "Nodes")
+    titles = _column_titles(panel)
+    hidden = panel["transformations"][-1]["options"]["excludeByName"]
+    assert len(panel["targets"]) >= 20
+    for target in panel["targets"]:
+        value = f"Value #{target['refId']}"
+        label = next((k for k in titles if k not in (value, "node") and k in target["expr"]), None)
+        title = titles[label] if hidden.get(value) else titles[value]
+        by_node = {s["metric"]["node"]: s for s in live.query(target)}
+        assert set(by_node) == set(NODES), (title, target["expr"], sorted(by_node))
+        for node, series in by_node.items():
+            number = float(series["value"][1])
+            assert not math.isnan(number), (title, node)
+            if hidden.get(value):
+                assert series["metric"].get(label), (title, node, series["metric"])
+
+
+def test_node_table_links_each_row_to_that_node(live):
+    panel = _panel("storj-overview", "Nodes")
+    (key,) = [o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == "node"]
+    (links,) = [p["value"] for p in key["properties"] if p["id"] == "links"]
+    (link,) = links
+    (node_dash,) = [d for d in DASHBOARDS.values() if d["uid"] == "storj-node"]
+    assert {v["name"] for v in node_dash["templating"]["list"]} >= {"node", "datasource"}
+    (newest,) = _panel("storj-node", "Newest log line")["targets"]
+    for node in NODES:
+        url = urllib.parse.urlsplit(link["url"].replace("${__data.fields.node}", node))
+        assert url.path.split("/")[2] == "storj-node", link["url"]
+        params = urllib.parse.parse_qs(url.query)
+        assert params["var-node"] == [node]
+        # What the linked dashboard then shows is that node's: only `stale` is an hour old.
+        (age,) = live.query({**newest, "instant": True}, node=params["var-node"][0])
+        assert (float(age["value"][1]) >= STALE_SECONDS - 60) == (node == "stale"), (node, age)

@@ -133,7 +133,4 @@ def success_ratio(matchers: str, by: str, window: str) -> str:
     )
 
 
-SCORE_STEPS = steps((None, "red"), (DQ_AUDIT, "orange"), (0.98, "green"))
-SUSPENSION_STEPS = steps((None, "red"), (SUSPENSION, "orange"), (0.9, "green"))
-DISK_STEPS = steps((None, "green"), (0.9, "orange"), (0.97, "red"))
 RATE_STEPS = steps((None, "red"), (0.9, "orange"), (0.97, "green"))

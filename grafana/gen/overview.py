@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
+from gen import alerts
 from gen.common import (
-    DISK_STEPS,
-    DQ_AUDIT,
     RANGE,
-    RATE_STEPS,
     RI,
-    SCORE_STEPS,
-    SUSPENSION,
-    SUSPENSION_STEPS,
     UP_DOWN,
-    YES_NO,
     N,
     q,
     steps,
@@ -27,6 +21,153 @@ from gen.panels import (
     table,
     timeseries,
 )
+from gen.tables import NONE_IN_RANGE, Column, keyed_table
+
+# The Node dashboard for the row's node, keeping the time range and the data source.
+NODE_LINK = {
+    "title": "Node dashboard for ${__data.fields.node}",
+    "url": "/d/storj-node/storj-node?var-node=${__data.fields.node}&${__url_time_range}"
+    "&${datasource:queryparam}",
+    "targetBlank": False,
+}
+
+
+def _rate(action: str) -> str:
+    return success_ratio(f'{N}, action="{action}"', "node", RANGE)
+
+
+def node_columns() -> list[Column]:
+    """The columns of "Nodes": every query is `... by (node)`, so the rows merge on node."""
+    score = "min by (node) (storagenode_satellite_{}_score{{{}}})"
+    return [
+        Column("Version", f"max by (node, version) (storagenode_info{{{N}}})", label="version"),
+        Column(
+            "Up to date",
+            f"max by (node) (storagenode_up_to_date{{{N}}})",
+            mappings=alerts.is_zero("StoragenodeOutdated"),
+        ),
+        Column("API", f"max by (node) (storagenode_up{{{N}}})", mappings=UP_DOWN),
+        Column("Uptime", f"time() - max by (node) (storagenode_start_time_seconds{{{N}}})", "s"),
+        Column(
+            "Last log line",
+            f"time() - max by (node) (storagenode_log_last_line_timestamp_seconds{{{N}}})",
+            "s",
+            thresholds=alerts.age_steps("StoragenodeLogSilent", "warning"),
+        ),
+        Column("Used", f"max by (node) (storagenode_disk_used_bytes{{{N}}})", "bytes", total=True),
+        Column("Free", f"max by (node) (storagenode_disk_free_bytes{{{N}}})", "bytes", total=True),
+        Column(
+            "Free %",
+            f"max by (node) (storagenode_disk_free_bytes{{{N}}} / "
+            f"(storagenode_disk_allocated_bytes{{{N}}} > 0))",
+            "percentunit",
+            thresholds=alerts.low_is_bad("StoragenodeDiskAlmostFull"),
+            decimals=1,
+        ),
+        Column(
+            "Trash", f"max by (node) (storagenode_disk_trash_bytes{{{N}}})", "bytes", total=True
+        ),
+        Column(
+            "Ingress (month)",
+            f"sum by (node) (storagenode_month_ingress_bytes{{{N}}})",
+            "bytes",
+            total=True,
+        ),
+        Column(
+            "Egress (month)",
+            f"sum by (node) (storagenode_month_egress_bytes{{{N}}})",
+            "bytes",
+            total=True,
+        ),
+        Column(
+            "Payout (month)",
+            f'sum by (node) (storagenode_payout_estimated_dollars{{{N}, period="current_month"}})',
+            "currencyUSD",
+            decimals=2,
+            total=True,
+        ),
+        Column(
+            "Held back",
+            f"sum by (node) (storagenode_payout_held_total_dollars{{{N}}})",
+            "currencyUSD",
+            decimals=2,
+            total=True,
+        ),
+        Column(
+            "Audit",
+            score.format("audit", N),
+            "percentunit",
+            thresholds=alerts.low_is_bad("StoragenodeAuditScoreLow"),
+            decimals=2,
+        ),
+        Column(
+            "Suspension",
+            score.format("suspension", N),
+            "percentunit",
+            thresholds=alerts.low_is_bad("StoragenodeSuspensionScoreLow"),
+            decimals=2,
+        ),
+        Column(
+            "Online",
+            score.format("online", N),
+            "percentunit",
+            thresholds=alerts.low_is_bad("StoragenodeOnlineScoreLow"),
+            decimals=2,
+        ),
+        Column("Satellites", f"count by (node) (storagenode_satellite_info{{{N}}})"),
+        Column("Vetted", f"sum by (node) (storagenode_satellite_vetted{{{N}}})"),
+        Column(
+            "Suspended",
+            f"sum by (node) (storagenode_satellite_suspended{{{N}}})",
+            thresholds=alerts.fires_from_one("StoragenodeSuspended"),
+        ),
+        Column(
+            "Disqualified",
+            f"sum by (node) (storagenode_satellite_disqualified{{{N}}})",
+            thresholds=alerts.fires_from_one("StoragenodeDisqualified"),
+        ),
+        Column(
+            "Download ok",
+            _rate("GET"),
+            "percentunit",
+            thresholds=alerts.low_is_bad("StoragenodeSuccessRateLow"),
+            mappings=NONE_IN_RANGE,
+            decimals=1,
+        ),
+        Column(
+            "Upload ok",
+            _rate("PUT"),
+            "percentunit",
+            thresholds=alerts.low_is_bad("StoragenodeSuccessRateLow"),
+            mappings=NONE_IN_RANGE,
+            decimals=1,
+        ),
+        Column(
+            "Audit ok",
+            _rate("GET_AUDIT"),
+            "percentunit",
+            thresholds=alerts.below_one("StoragenodeAuditFailed"),
+            mappings=NONE_IN_RANGE,
+            decimals=2,
+        ),
+    ]
+
+
+def node_table() -> dict:
+    return keyed_table(
+        "Nodes",
+        "One row per node. Colours are the alert thresholds of prometheus/rules "
+        "(orange: warning, red: critical). Ages and uptime are now; ingress, egress and payout "
+        "are this UTC month from the node API; scores are the lowest over the node's "
+        "satellites; success rates cover the time range (none: no such transfer in it). The "
+        "footer sums space and money. Click a node for its dashboard.",
+        "node",
+        "Node",
+        node_columns(),
+        key_links=[NODE_LINK],
+        h=8,
+        sort_by="Node",
+    )
 
 
 def overview() -> dict:
@@ -72,160 +213,7 @@ def overview() -> dict:
             thresholds=steps((None, "green"), (1, "red")),
         ),
         row("Every node"),
-        stat(
-            "Node API",
-            "Was the last poll of the node's dashboard API successful?",
-            [q(f"max by (node) (storagenode_up{{{N}}})", "{{node}}")],
-            w=6,
-            mappings=UP_DOWN,
-            color_mode="background",
-            text_mode="value_and_name",
-            thresholds=steps((None, "red"), (1, "green")),
-        ),
-        table(
-            "Versions",
-            "Running and minimum allowed version of each node.",
-            [
-                table_q(f"max by (node, version, allowed_version) (storagenode_info{{{N}}})"),
-                table_q(f"max by (node) (storagenode_up_to_date{{{N}}})"),
-            ],
-            w=10,
-            h=4,
-            exclude=("Time", "Value #A"),
-            rename={
-                "node": "Node",
-                "version": "Version",
-                "allowed_version": "Minimum allowed",
-                "Value #B": "Up to date",
-            },
-            mappings=YES_NO,
-        ),
-        stat(
-            "Disk used",
-            "Used space (trash included) / allocated space, per node.",
-            [
-                q(
-                    f"max by (node) (storagenode_disk_used_bytes{{{N}}} / "
-                    f"storagenode_disk_allocated_bytes{{{N}}})",
-                    "{{node}}",
-                )
-            ],
-            "percentunit",
-            w=8,
-            thresholds=DISK_STEPS,
-            text_mode="value_and_name",
-            decimals=1,
-        ),
-        stat(
-            "Lowest audit score",
-            f"Lowest audit score over all satellites; disqualification below {DQ_AUDIT}.",
-            [q(f"min by (node) (storagenode_satellite_audit_score{{{N}}})", "{{node}}")],
-            "percentunit",
-            w=8,
-            thresholds=SCORE_STEPS,
-            text_mode="value_and_name",
-            decimals=2,
-        ),
-        stat(
-            "Lowest suspension score",
-            f"Lowest suspension score over all satellites; suspension below {SUSPENSION}.",
-            [q(f"min by (node) (storagenode_satellite_suspension_score{{{N}}})", "{{node}}")],
-            "percentunit",
-            w=8,
-            thresholds=SUSPENSION_STEPS,
-            text_mode="value_and_name",
-            decimals=2,
-        ),
-        stat(
-            "Lowest online score",
-            f"Lowest online score over all satellites; suspension below {SUSPENSION}.",
-            [q(f"min by (node) (storagenode_satellite_online_score{{{N}}})", "{{node}}")],
-            "percentunit",
-            w=8,
-            thresholds=SUSPENSION_STEPS,
-            text_mode="value_and_name",
-            decimals=2,
-        ),
-        stat(
-            "Download success rate",
-            "Successful GET transfers / all finished GET transfers in the time range.",
-            [q(success_ratio(f'{N}, action="GET"', "node", RANGE), "{{node}}", instant=True)],
-            "percentunit",
-            w=8,
-            thresholds=RATE_STEPS,
-            text_mode="value_and_name",
-            decimals=1,
-        ),
-        stat(
-            "Upload success rate",
-            "Successful PUT transfers / all finished PUT transfers in the time range.",
-            [q(success_ratio(f'{N}, action="PUT"', "node", RANGE), "{{node}}", instant=True)],
-            "percentunit",
-            w=8,
-            thresholds=RATE_STEPS,
-            text_mode="value_and_name",
-            decimals=1,
-        ),
-        stat(
-            "Audit success rate",
-            "Successful GET_AUDIT transfers / all finished audits in the time range; failed "
-            "audits lower the audit score.",
-            [
-                q(
-                    success_ratio(f'{N}, action="GET_AUDIT"', "node", RANGE),
-                    "{{node}}",
-                    instant=True,
-                )
-            ],
-            "percentunit",
-            w=8,
-            thresholds=steps((None, "red"), (0.99, "green")),
-            text_mode="value_and_name",
-            decimals=2,
-        ),
-        stat(
-            "Ingress in range",
-            "Bytes received per node in the time range.",
-            [
-                q(
-                    f"sum by (node) (increase(storagenode_ingress_bytes_total{{{N}}}[{RANGE}]))",
-                    "{{node}}",
-                    instant=True,
-                )
-            ],
-            "bytes",
-            w=8,
-            text_mode="value_and_name",
-        ),
-        stat(
-            "Egress in range",
-            "Bytes sent per node in the time range.",
-            [
-                q(
-                    f"sum by (node) (increase(storagenode_egress_bytes_total{{{N}}}[{RANGE}]))",
-                    "{{node}}",
-                    instant=True,
-                )
-            ],
-            "bytes",
-            w=8,
-            text_mode="value_and_name",
-        ),
-        stat(
-            "Estimated payout per node",
-            "The node's own estimate for the current month so far.",
-            [
-                q(
-                    "sum by (node) (storagenode_payout_estimated_dollars"
-                    f'{{{N}, period="current_month"}})',
-                    "{{node}}",
-                )
-            ],
-            "currencyUSD",
-            w=8,
-            text_mode="value_and_name",
-            decimals=2,
-        ),
+        node_table(),
         row("Traffic"),
         timeseries(
             "Ingress by node",

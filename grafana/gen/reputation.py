@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from gen import alerts
 from gen.common import (
-    DISK_STEPS,
     DQ_AUDIT,
     GREEN,
     NS,
@@ -148,7 +148,7 @@ def reputation_capacity() -> dict:
             "Used space (trash included) / allocated space.",
             [q(used_ratio, "{{node}}")],
             "percentunit",
-            thresholds=DISK_STEPS,
+            thresholds=alerts.free_ratio_used_steps(),
         ),
         stat(
             "Days until full",
