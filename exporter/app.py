@@ -117,7 +117,8 @@ class Exporter:
         from exporter.nodeapi import NodeApiCollector, NodeApiPoller
 
         self.pollers = [
-            NodeApiPoller(n.name, n.api, include_wallet=self.config.include_wallet)
+            NodeApiPoller(n.name, n.api, intervals=n.api_intervals, timeouts=n.api_timeouts,
+                          include_wallet=self.config.include_wallet)
             for n in nodes
         ]
         self.registry.register(NodeApiCollector(self.pollers))

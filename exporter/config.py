@@ -24,6 +24,8 @@ class NodeConfig:
     name: str
     log: str | None = None  # path, docker:PATH, tcp://HOST:PORT or -
     api: str | None = None
+    api_intervals: dict[str, float] = field(default_factory=dict)  # endpoint -> seconds
+    api_timeouts: dict[str, float] = field(default_factory=dict)  # endpoint -> seconds
     from_start: bool = False
     forwarder: dict[str, Any] = field(default_factory=dict)  # token_file, tls options
 
@@ -142,7 +144,8 @@ def load_file(path: str, config: Config | None = None) -> Config:
         raise ConfigError(f"{path}: nodes: expected a list of nodes")
     for i, raw in enumerate(nodes):
         where = f"{path}: nodes[{i}]"
-        item = _check_keys(where, raw, {"name", "log", "api", "from_start", "forwarder"})
+        item = _check_keys(where, raw, {"name", "log", "api", "api_intervals", "api_timeouts",
+                                        "from_start", "forwarder"})
         if "name" not in item:
             raise ConfigError(f"{where}.name: missing (every node needs a name)")
         name = validate_node_name(_typed(f"{where}.name", item["name"], str, "a string"),
@@ -156,6 +159,9 @@ def load_file(path: str, config: Config | None = None) -> Config:
         if "api" in item:
             node.api = _typed(f"{where}.api", item["api"], str, "a URL")
             check_url(node.api, f"{where}.api")
+        for key in ("api_intervals", "api_timeouts"):
+            if key in item:
+                setattr(node, key, _endpoint_seconds(f"{where}.{key}", item[key]))
         if "from_start" in item:
             node.from_start = _typed(f"{where}.from_start", item["from_start"], bool,
                                      "true or false")
@@ -170,6 +176,20 @@ def load_file(path: str, config: Config | None = None) -> Config:
                 _typed(f"{where}.forwarder.{key}", value, bool if flag else str,
                        "true or false" if flag else "a string")
     return config
+
+
+def _endpoint_seconds(where: str, data: Any) -> dict[str, float]:
+    """`{endpoint: seconds}` for the node API poller (exporter/nodeapi/poller.py)."""
+    from exporter.nodeapi.poller import ENDPOINTS
+
+    data = _check_keys(where, data, set(ENDPOINTS))
+    result = {}
+    for key, value in data.items():
+        seconds = _typed(f"{where}.{key}", value, (int, float), "seconds")
+        if seconds <= 0:
+            raise ConfigError(f"{where}.{key}: must be positive, got {seconds}")
+        result[key] = float(seconds)
+    return result
 
 
 def check_source(spec: str, where: str) -> str:

@@ -1,85 +1,214 @@
-"""One GET against the dashboard API with a hard deadline and a one-line reason on failure.
+"""One GET against the dashboard API with a total deadline, a size cap and a one-line reason.
 
-`requests` applies its read timeout per socket read, so a node that drips bytes could hold a
-poll forever; the body is therefore read in chunks against a total deadline.
+`requests` (and http.client under it) applies a timeout to each socket operation, so a node
+that drips one byte every half second, in the headers or the body, held a poll for hours.
+Here every recv and send is given only what is left of one deadline for the whole request
+(connect, TLS handshake, headers, body), so a request ends by `timeout` whatever the peer
+does. The one step no deadline reaches is the DNS lookup of a host name (getaddrinfo blocks);
+the poller turns `storagenode_up` to 0 while any poll overruns (poller.py).
+
+The body is read into a buffer capped at MAX_BODY: a larger Content-Length is refused before
+reading, an unannounced one as soon as the cap is passed. JSON with NaN/Infinity, numbers
+that overflow a float, or nesting deep enough to exhaust the recursion limit is refused as
+malformed instead of becoming absurd gauge values or an unexpected exception.
 """
 
 from __future__ import annotations
 
+import base64
+import http.client
+import io
 import json
+import math
+import socket
+import ssl
 import time
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-import requests
+# The largest real answer is /api/sno/satellite/{id} on a node with a long audit history:
+# a few hundred kB (reference storagenode-logs-and-api.md §4.3); 8 MiB leaves a wide margin
+# and bounds the memory (and the GIL-holding JSON parse, ~50 ms) that one answer can cost.
+MAX_BODY = 8 * 1024 * 1024
+CHUNK = 65536
 
-MAX_BODY = 64 * 1024 * 1024  # the largest real answers (satellite details) are a few 100 kB
-CONNECT_TIMEOUT = 5.0
+# Bounded values of the `reason` label of storagenode_api_failures_total.
+REASONS = ("timeout", "connection", "http_status", "too_large", "malformed")
 
 
 class ApiError(Exception):
-    """A failed request; the message is short enough for one log line."""
+    """A failed request; the message is short enough for one log line, `reason` in REASONS."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
-def _error_text(resp: requests.Response, body: bytes) -> str:
+def printable(text: str, limit: int = 200) -> str:
+    """Text from the wire made safe for one log line: control characters escaped, cut short."""
+    text = text[:limit]
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class _Deadline:
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.at = time.monotonic() + timeout
+
+    def left(self) -> float:
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline passed")
+        return left
+
+
+class _DeadlineIO(io.RawIOBase):
+    """The socket as http.client reads it: every recv waits at most until the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:  # type: ignore[override]
+        self._sock.settimeout(self._deadline.left())
+        return self._sock.recv_into(buf)
+
+
+class _DeadlineSocket:
+    """What http.client needs of a socket (sendall, makefile, close), under one deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.settimeout(self._deadline.left())
+        self._sock.sendall(data)
+
+    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineIO(self._sock, self._deadline))
+
+    def close(self) -> None:
+        """http.client closes its socket while the response is still read from it (a plain
+        socket waits for its makefile readers); get_json closes the real one at the end."""
+
+
+class _Connection(http.client.HTTPConnection):
+    """HTTP or HTTPS connection whose connect, handshake and I/O share one deadline."""
+
+    def __init__(self, host: str, port: int, deadline: _Deadline,
+                 context: ssl.SSLContext | None) -> None:
+        super().__init__(host, port)
+        self._deadline = deadline
+        self._context = context
+        self.raw: socket.socket | None = None
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self._deadline.left())
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._context is not None:
+                sock.settimeout(self._deadline.left())  # CPython: total for the handshake
+                sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        self.raw = sock
+        self.sock = _DeadlineSocket(sock, self._deadline)  # type: ignore[assignment]
+
+
+_TLS = ssl.create_default_context()
+
+
+def get_json(url: str, timeout: float, headers: dict[str, str] | None = None,
+             max_body: int = MAX_BODY) -> Any:
+    """GET `url` and decode JSON, or raise ApiError, within `timeout` seconds in all."""
+    deadline = _Deadline(timeout)
+    parts = urlsplit(url)
+    https = parts.scheme == "https"
+    send = {"Accept": "application/json", "Connection": "close", **(headers or {})}
+    if parts.username is not None:  # a reverse proxy with basic auth in front of the API
+        cred = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        send["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    conn = _Connection(parts.hostname or "", parts.port or (443 if https else 80), deadline,
+                       _TLS if https else None)
+    stage = "connecting"
+    body = bytearray()
+    try:
+        conn.request("GET", path, headers=send)
+        stage = "waiting for the answer"
+        resp = conn.getresponse()
+        stage = "answer still arriving"
+        length = resp.getheader("Content-Length", "")
+        if length.strip().isdigit() and int(length) > max_body:
+            raise ApiError("too_large", f"answer larger than {max_body} bytes "
+                           f"(Content-Length {int(length)}), not read")
+        while chunk := resp.read(CHUNK):
+            body += chunk
+            if len(body) > max_body:
+                raise ApiError("too_large", f"answer larger than {max_body} bytes, "
+                               "stopped reading")
+        if resp.length:  # http.client returns b"" at an early EOF within Content-Length
+            raise http.client.IncompleteRead(b"", resp.length)
+    except TimeoutError as exc:  # socket.timeout is TimeoutError
+        got = f", {len(body)} bytes in" if body else ""
+        raise ApiError("timeout", f"timed out after {timeout:g}s ({stage}{got})") from exc
+    except http.client.IncompleteRead as exc:
+        raise ApiError("connection", f"answer cut off after {len(body) + len(exc.partial)} "
+                       "bytes") from exc
+    except (OSError, http.client.HTTPException) as exc:
+        what = "cannot connect" if stage == "connecting" else f"failed {stage}"
+        raise ApiError("connection", f"{what}: {printable(str(exc) or type(exc).__name__)}"
+                       ) from exc
+    finally:
+        conn.close()
+        if conn.raw is not None:
+            conn.raw.close()
+    if resp.status != 200:
+        raise ApiError("http_status", _error_text(resp.status, bytes(body)))
+    ctype = resp.getheader("Content-Type", "")
+    if "html" in ctype.lower() or body.lstrip()[:1] == b"<":
+        shown = printable(ctype, 80) or "no content type"
+        raise ApiError("malformed", f"answered HTML, not JSON ({shown}); "
+                       "is this the dashboard address (port 14002)?")
+    media = ctype.split(";")[0].strip().lower()
+    if media and not (media.endswith("/json") or media.endswith("+json")):
+        raise ApiError("malformed", f"answered {printable(media, 80)}, not application/json")
+    return decode_json(bytes(body))
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number the node sends")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} overflows")
+    return value
+
+
+def decode_json(body: bytes) -> Any:
+    """Strict JSON: no NaN/Infinity, no overflowing numbers, bounded nesting."""
+    try:
+        return json.loads(body, parse_constant=_reject_constant, parse_float=_finite)
+    except RecursionError as exc:
+        raise ApiError("malformed", f"invalid JSON ({len(body)} bytes): nested too deeply"
+                       ) from exc
+    except ValueError as exc:
+        raise ApiError("malformed", f"invalid JSON ({len(body)} bytes): "
+                       f"{printable(str(exc), 120)}") from exc
+
+
+def _error_text(status: int, body: bytes) -> str:
     """The node answers errors as {"error": "..."}; anything else is summarised."""
     try:
-        text = json.loads(body).get("error", "")
-    except (ValueError, AttributeError):
+        text = decode_json(body).get("error", "")
+    except (ApiError, AttributeError):
         text = ""
-    text = " ".join(str(text).split())[:200]  # one log line, whatever the node sent
-    return f"HTTP {resp.status_code}" + (f": {text}" if text else "")
-
-
-def get_json(session: requests.Session, url: str, timeout: float) -> Any:
-    """GET `url` and decode JSON, or raise ApiError within about `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    try:
-        resp = session.get(
-            url,
-            timeout=(min(CONNECT_TIMEOUT, timeout), timeout),
-            stream=True,
-            headers={"Accept": "application/json"},
-        )
-    except requests.Timeout as exc:
-        raise ApiError(f"timed out after {timeout:g}s") from exc
-    except requests.ConnectionError as exc:
-        raise ApiError(f"cannot connect: {_short(exc)}") from exc
-    except requests.RequestException as exc:
-        raise ApiError(f"request failed: {_short(exc)}") from exc
-    try:
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in resp.iter_content(65536):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise ApiError(f"answer larger than {MAX_BODY} bytes")
-            if time.monotonic() > deadline:
-                raise ApiError(f"timed out after {timeout:g}s (answer still arriving)")
-        body = b"".join(chunks)
-    except requests.Timeout as exc:
-        raise ApiError(f"timed out after {timeout:g}s") from exc
-    except requests.RequestException as exc:
-        raise ApiError(f"answer cut off: {_short(exc)}") from exc
-    finally:
-        resp.close()
-    if resp.status_code != 200:
-        raise ApiError(_error_text(resp, body))
-    ctype = resp.headers.get("Content-Type", "")
-    if "html" in ctype or body.lstrip()[:1] == b"<":
-        raise ApiError(f"answered HTML, not JSON ({ctype or 'no content type'}); "
-                       "is this the dashboard address (port 14002)?")
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise ApiError(f"invalid JSON ({len(body)} bytes): {exc}") from exc
-
-
-def _short(exc: Exception) -> str:
-    """requests nests urllib3 errors several levels deep; keep the innermost reason."""
-    inner: BaseException = exc
-    while inner.args and isinstance(inner.args[0], BaseException):
-        inner = inner.args[0]
-    reason = getattr(inner, "reason", None)
-    text = str(reason or inner)
-    return text[:200]
+    text = printable(" ".join(str(text).split()))  # one log line, whatever the node sent
+    return f"HTTP {status}" + (f": {text}" if text else "")

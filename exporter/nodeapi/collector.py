@@ -104,7 +104,8 @@ class NodeApiCollector:
     def _node(snap: Snapshot, gauge, info_labels: list[str]) -> None:
         n = snap.node
         gauge("storagenode_up",
-              "1 if the last poll of the node's dashboard API (/api/sno/) succeeded, else 0. "
+              "1 if the last poll of the node's dashboard API (/api/sno/) succeeded, its "
+              "values are not stale and no poll is overrunning its timeout, else 0. "
               + _STALE, ["node"]).add_metric([n], 1.0 if snap.up else 0.0)
         info = snap.info
         if info is None:
@@ -241,6 +242,12 @@ class NodeApiCollector:
             "storagenode_api_errors",
             "Failed, timed-out or malformed answers from the node API, by endpoint.",
             labels=["node", "endpoint"])
+        failures = CounterMetricFamily(
+            "storagenode_api_failures",
+            "The same failures as storagenode_api_errors_total, by reason: timeout (the "
+            "request's total deadline), connection, http_status, too_large, malformed "
+            "(not JSON, wrong content type, wrong shape or absurd numbers); a reason appears "
+            "once it has happened.", labels=["node", "endpoint", "reason"])
         success = GaugeMetricFamily(
             "storagenode_api_last_success_timestamp_seconds",
             "Unix time of the last successful poll of the endpoint.",
@@ -248,10 +255,13 @@ class NodeApiCollector:
         for snap in snaps:
             for ep in snap.endpoints:
                 errors.add_metric([snap.node, ep.name], float(ep.errors))
+                for reason, count in sorted(ep.by_reason.items()):
+                    failures.add_metric([snap.node, ep.name, reason], float(count))
                 if ep.duration is not None:
                     duration.add_metric([snap.node, ep.name], ep.duration)
                 if ep.last_success is not None:
                     success.add_metric([snap.node, ep.name], ep.last_success)
         fams[duration.name] = duration
         fams[errors.name] = errors
+        fams[failures.name] = failures
         fams[success.name] = success

@@ -7,6 +7,7 @@ instead of turning into zeros. Field meanings: reference storagenode-logs-and-ap
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,11 +35,24 @@ def _list(value: Any, where: str) -> list[Any]:
     return value
 
 
-def _num(doc: dict[str, Any], key: str, where: str) -> float:
+# No field the exporter reads comes near this (bytes: 1e18 is an exabyte; money in
+# micro-dollars: a trillion dollars); beyond it a number is garbage, not a gauge value.
+LIMIT = 1e18
+
+
+def _num(doc: dict[str, Any], key: str, where: str, low: float = -LIMIT,
+         high: float = LIMIT) -> float:
+    """A finite number within [low, high]; anything else is Malformed (never inf or 1e300)."""
     value = doc.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Malformed(f"{where}.{key}: expected a number, got {value!r:.40}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        number = math.inf
+    if not low <= number <= high:  # also false for NaN
+        raise Malformed(f"{where}.{key}: {str(value)[:40]} is outside {low:g} to {high:g}")
+    return number
 
 
 def _str(doc: dict[str, Any], key: str, where: str) -> str:
@@ -198,9 +212,9 @@ class Scores:
 def _scores(item: Any, where: str) -> Scores:
     item = _obj(item, where)
     return Scores(
-        audit=_num(item, "auditScore", where),
-        suspension=_num(item, "suspensionScore", where),
-        online=_num(item, "onlineScore", where),
+        audit=_num(item, "auditScore", where, 0.0, 1.0),
+        suspension=_num(item, "suspensionScore", where, 0.0, 1.0),
+        online=_num(item, "onlineScore", where, 0.0, 1.0),
     )
 
 

@@ -3,11 +3,17 @@
 Each endpoint has its own daemon thread, interval and timeout, so a payout estimate that takes
 90 s on a big node never delays the 60 s node poll, and a scrape only copies the cache.
 
-Failures: every failed or malformed answer adds one to the endpoint's error count; one log
-line is written when an endpoint starts failing and one when it answers again (never one per
-poll). While an endpoint fails, its last good values stay exposed; they are dropped once the
-last success is older than STALE_INTERVALS polling intervals plus the timeout, so a dead node
-does not show frozen numbers for hours. `storagenode_up` follows the node endpoint only.
+Failures: every failed or malformed answer adds one to the endpoint's error count (and to
+its count by reason, client.REASONS); one log line is written when an endpoint starts failing
+and one when it answers again (never one per poll). Every request has a total deadline (the
+endpoint's timeout), so a dripping or hanging node is a counted failure, not a stuck thread.
+While an endpoint fails, its last good values stay exposed; they are dropped once the last
+success is older than STALE_INTERVALS polling intervals plus the timeout, so a dead node does
+not show frozen numbers for hours.
+
+`storagenode_up` is 1 only while all of these hold for the node endpoint (/api/sno/): its last
+completed poll succeeded, that success is not stale (as above), and no poll in flight has run
+past its timeout plus OVERRUN_GRACE (the DNS lookup is the one step without a deadline).
 """
 
 from __future__ import annotations
@@ -19,10 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import requests
-
 from exporter import __version__
-from exporter.nodeapi.client import ApiError, get_json
+from exporter.nodeapi.client import ApiError, get_json, printable
 from exporter.nodeapi.parse import (
     Held,
     Malformed,
@@ -55,6 +59,7 @@ DEFAULT_INTERVALS = {"node": 60.0, "satellites": 60.0, "satellite": 300.0,
 DEFAULT_TIMEOUTS = {"node": 10.0, "satellites": 20.0, "satellite": 20.0,
                     "payout": 120.0, "held": 60.0}
 STALE_INTERVALS = 3
+OVERRUN_GRACE = 1.0  # seconds past the timeout before a poll in flight counts as down
 
 
 def _settings(given: dict[str, float] | None, defaults: dict[str, float],
@@ -76,15 +81,29 @@ class EndpointStats:
     interval: float
     timeout: float
     errors: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)  # client.REASONS -> count
     ok: bool | None = None  # result of the last completed poll; None before the first
     failing: bool = False  # drives the one-line-per-state-change logging
     duration: float | None = None
     last_success: float | None = None  # wall clock, exposed
     last_success_mono: float | None = None  # monotonic, for staleness
+    in_flight_since: float | None = None  # monotonic start of the poll under way
 
     @property
     def stale_after(self) -> float:
         return STALE_INTERVALS * self.interval + self.timeout
+
+    def healthy(self, now: float) -> bool:
+        """Last poll succeeded, recently enough, and no poll is overrunning its deadline."""
+        return (self.ok is True and self.last_success_mono is not None
+                and now - self.last_success_mono <= self.stale_after
+                and (self.in_flight_since is None
+                     or now - self.in_flight_since <= self.timeout + OVERRUN_GRACE))
+
+    def copy(self) -> EndpointStats:
+        return EndpointStats(self.name, self.interval, self.timeout, self.errors,
+                             dict(self.by_reason), self.ok, self.failing, self.duration,
+                             self.last_success, self.last_success_mono, self.in_flight_since)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +158,8 @@ class NodeApiPoller:
         self._stop = threading.Event()
         self._have_satellites = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._polls: dict[str, Callable[[requests.Session], list[str]]] = {
+        self._headers = {"User-Agent": f"storagenode-exporter/{__version__}"}
+        self._polls: dict[str, Callable[[], list[tuple[str, str]] | None]] = {
             "node": self._poll_node,
             "satellites": self._poll_satellites,
             "satellite": self._poll_satellite,
@@ -170,46 +190,40 @@ class NodeApiPoller:
 
     def poll_once(self) -> dict[str, bool]:
         """Poll every endpoint once, in order, synchronously; returns endpoint -> success."""
-        with self._session() as session:
-            return {name: self._run(name, session) for name in ENDPOINTS}
-
-    def _session(self) -> requests.Session:
-        session = requests.Session()
-        # Node APIs live on the LAN: an HTTP(S)_PROXY meant for the internet would break them.
-        session.trust_env = False
-        session.headers["User-Agent"] = f"storagenode-exporter/{__version__}"
-        return session
+        return {name: self._run(name) for name in ENDPOINTS}
 
     def _loop(self, name: str) -> None:
         stats = self._stats[name]
-        with self._session() as session:
-            while not self._stop.is_set():
-                if name == "satellite" and not self._have_satellites.is_set():
-                    self._have_satellites.wait(0.2)  # needs the satellite list first
-                    continue
-                started = time.monotonic()
-                self._run(name, session)
-                self._stop.wait(max(0.0, started + stats.interval - time.monotonic()))
+        while not self._stop.is_set():
+            if name == "satellite" and not self._have_satellites.is_set():
+                self._have_satellites.wait(0.2)  # needs the satellite list first
+                continue
+            started = time.monotonic()
+            self._run(name)
+            self._stop.wait(max(0.0, started + stats.interval - time.monotonic()))
 
     # -- one poll ------------------------------------------------------------------------------
 
-    def _run(self, name: str, session: requests.Session) -> bool:
+    def _run(self, name: str) -> bool:
         """Poll one endpoint, record duration/errors, log a state change; True on success."""
         stats = self._stats[name]
         started = time.perf_counter()
+        with self._lock:
+            stats.in_flight_since = time.monotonic()
         try:
-            errors = self._polls[name](session)
-        except (ApiError, Malformed) as exc:
-            errors = [str(exc)]
+            errors = self._polls[name]()
         except Exception as exc:  # a parser bug must not end the polling thread
-            log.debug("node %s: %s poll crashed", self.node, name, exc_info=True)
-            errors = [f"unexpected {type(exc).__name__}: {exc}"]
+            errors = [_failure(exc, self.node, name)]
+        duration = time.perf_counter() - started
+        with self._lock:
+            stats.in_flight_since = None
         if errors is None:  # nothing to poll yet (satellite list unknown)
             return False
-        duration = time.perf_counter() - started
         with self._lock:
             stats.duration = duration
             stats.errors += len(errors)
+            for reason, _ in errors:
+                stats.by_reason[reason] = stats.by_reason.get(reason, 0) + 1
             stats.ok = not errors
             if not errors:
                 stats.last_success = self._clock()
@@ -221,17 +235,17 @@ class NodeApiPoller:
             log.warning("node %s: API %s failed: %s%s; keeping the last good values, "
                         "further failures are counted in storagenode_api_errors_total "
                         "but not logged until it answers again",
-                        self.node, where, errors[0], more)
+                        self.node, where, errors[0][1], more)
         elif was_failing and not errors:
             log.info("node %s: API %s answers again", self.node, where)
         return not errors
 
-    def _get(self, session: requests.Session, name: str, **fmt: str):
+    def _get(self, name: str, **fmt: str):
         path = PATHS[name].format(**fmt)
-        return get_json(session, self.base_url + path, self._stats[name].timeout)
+        return get_json(self.base_url + path, self._stats[name].timeout, self._headers)
 
-    def _poll_node(self, session: requests.Session) -> list[str]:
-        info = parse_node(self._get(session, "node"))
+    def _poll_node(self) -> list[tuple[str, str]]:
+        info = parse_node(self._get("node"))
         for sat in info.satellites:
             SATELLITES.learn(sat.id, sat.url)
         with self._lock:
@@ -239,13 +253,13 @@ class NodeApiPoller:
         self._have_satellites.set()
         return []
 
-    def _poll_satellites(self, session: requests.Session) -> list[str]:
-        scores = parse_satellites(self._get(session, "satellites"))
+    def _poll_satellites(self) -> list[tuple[str, str]]:
+        scores = parse_satellites(self._get("satellites"))
         with self._lock:
             self._cache.scores = scores
         return []
 
-    def _poll_satellite(self, session: requests.Session) -> list[str] | None:
+    def _poll_satellite(self) -> list[tuple[str, str]] | None:
         with self._lock:
             info = self._cache.info
         if info is None:
@@ -253,9 +267,10 @@ class NodeApiPoller:
         errors = []
         for sat in info.satellites:
             try:
-                month = parse_satellite(self._get(session, "satellite", id=sat.id), sat.id)
-            except (ApiError, Malformed) as exc:
-                errors.append(f"satellite {SATELLITES.name(sat.id)}: {exc}")
+                month = parse_satellite(self._get("satellite", id=sat.id), sat.id)
+            except Exception as exc:
+                reason, text = _failure(exc, self.node, "satellite")
+                errors.append((reason, f"satellite {SATELLITES.name(sat.id)}: {text}"))
                 continue
             with self._lock:
                 self._cache.months[sat.id] = (month, time.monotonic())
@@ -265,14 +280,14 @@ class NodeApiPoller:
                 del self._cache.months[sat_id]
         return errors
 
-    def _poll_payout(self, session: requests.Session) -> list[str]:
-        payout = parse_payout(self._get(session, "payout"))
+    def _poll_payout(self) -> list[tuple[str, str]]:
+        payout = parse_payout(self._get("payout"))
         with self._lock:
             self._cache.payout = payout
         return []
 
-    def _poll_held(self, session: requests.Session) -> list[str]:
-        held = parse_held(self._get(session, "held"))
+    def _poll_held(self) -> list[tuple[str, str]]:
+        held = parse_held(self._get("held"))
         for item in held:
             SATELLITES.learn(item.satellite_id, item.url)
         with self._lock:
@@ -295,15 +310,21 @@ class NodeApiPoller:
             return Snapshot(
                 node=self.node,
                 include_wallet=self.include_wallet,
-                up=self._stats["node"].ok is True,
+                up=self._stats["node"].healthy(now),
                 info=cache.info if fresh["node"] else None,
                 scores=dict(cache.scores or {}) if fresh["satellites"] else {},
                 months=tuple(m for m, at in cache.months.values() if now - at <= sat_limit),
                 payout=cache.payout if fresh["payout"] else None,
                 held=(cache.held or ()) if fresh["held"] else (),
-                endpoints=tuple(
-                    EndpointStats(s.name, s.interval, s.timeout, s.errors, s.ok, s.failing,
-                                  s.duration, s.last_success, s.last_success_mono)
-                    for s in self._stats.values()
-                ),
+                endpoints=tuple(s.copy() for s in self._stats.values()),
             )
+
+
+def _failure(exc: Exception, node: str, endpoint: str) -> tuple[str, str]:
+    """(reason, one-line text) for a failed poll; anything unexpected is a malformed answer."""
+    if isinstance(exc, ApiError):
+        return exc.reason, str(exc)
+    if isinstance(exc, Malformed):
+        return "malformed", printable(str(exc))
+    log.debug("node %s: %s poll crashed", node, endpoint, exc_info=True)
+    return "malformed", printable(f"unexpected {type(exc).__name__}: {exc}")
