@@ -223,7 +223,31 @@ def resolve(path: str, pos: Any) -> Resume:
     chain = locate(path, saved)
     if chain:
         return Resume("rotated", chain)
+    if _other_file(path, saved.ident):
+        return Resume("invalid", live_offset=None,
+                      reason="it names another file in the log's directory")
     return Resume("gone", reason="the file of the saved position is not among the log's files")
+
+
+def _other_file(path: str, ident: tuple[int, int]) -> bool:
+    """Some file of the log's directory that is not one of the log's has this identity
+    (the log's own files may carry a reused inode: that is a rotation, not an escape)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name == base or rotation_rank(base, entry.name) is not None:
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) == ident:
+                    return True
+    except OSError:
+        return False
+    return False
 
 
 def position_at(item: Rotated, offset: int, head: bytes) -> dict[str, Any]:
