@@ -359,23 +359,35 @@ def _column_titles(panel: dict) -> dict[str, str]:
     }
 
 
-def test_node_table_has_every_column_for_every_node(live):
-    """Each column's query (what the merge joins on `node`) has a value for both nodes."""
-    panel = _panel("storj-overview", "Nodes")
+def table_rows(live, uid: str, title: str, keys: tuple[str, ...]) -> dict[tuple, dict]:
+    """A keyed table as Grafana's merge builds it: key label values -> {header: value}."""
+    panel = _panel(uid, title)
     titles = _column_titles(panel)
     hidden = panel["transformations"][-1]["options"]["excludeByName"]
-    assert len(panel["targets"]) >= 20
+    rows: dict[tuple, dict[str, float | str]] = {}
     for target in panel["targets"]:
         value = f"Value #{target['refId']}"
-        label = next((k for k in titles if k not in (value, "node") and k in target["expr"]), None)
-        title = titles[label] if hidden.get(value) else titles[value]
-        by_node = {s["metric"]["node"]: s for s in live.query(target)}
-        assert set(by_node) == set(NODES), (title, target["expr"], sorted(by_node))
-        for node, series in by_node.items():
-            number = float(series["value"][1])
-            assert not math.isnan(number), (title, node)
-            if hidden.get(value):
-                assert series["metric"].get(label), (title, node, series["metric"])
+        for series in live.query(target, uid):
+            labels = series["metric"]
+            assert set(keys) <= set(labels), (title, target["expr"], labels)
+            cells = rows.setdefault(tuple(labels[k] for k in keys), {})
+            if hidden.get(value):  # a label column, e.g. the version
+                (label,) = set(labels) - set(keys)
+                cells[titles[label]] = labels[label]
+            else:
+                cells[titles[value]] = float(series["value"][1])
+    return rows
+
+
+def test_node_table_has_every_column_for_every_node(live):
+    """Each column's query (what the merge joins on `node`) has a value for both nodes."""
+    rows = table_rows(live, "storj-overview", "Nodes", ("node",))
+    assert set(rows) == {(n,) for n in NODES}, sorted(rows)
+    columns = len(_panel("storj-overview", "Nodes")["targets"])
+    assert columns >= 20
+    for node, cells in rows.items():
+        assert len(cells) == columns, (node, sorted(cells))
+        assert not any(isinstance(v, float) and math.isnan(v) for v in cells.values()), cells
 
 
 def test_node_table_links_each_row_to_that_node(live):
@@ -394,3 +406,49 @@ def test_node_table_links_each_row_to_that_node(live):
         # What the linked dashboard then shows is that node's: only `stale` is an hour old.
         (age,) = live.query({**newest, "instant": True}, node=params["var-node"][0])
         assert (float(age["value"][1]) >= STALE_SECONDS - 60) == (node == "stale"), (node, age)
+
+
+# ---- held back, payouts, per-satellite breakdown (Earnings) -------------------------------
+
+
+def _satellites(live) -> set[str]:
+    result = live.query({"expr": "storagenode_satellite_info", "instant": True})
+    return {s["metric"]["satellite"] for s in result}
+
+
+@pytest.mark.parametrize(
+    "title", ["Held back per satellite", "Storage, egress and repair per satellite (this month)"]
+)
+def test_satellite_tables_have_every_column_for_every_node_and_satellite(live, title):
+    rows = table_rows(live, "storj-earnings", title, ("node", "satellite"))
+    assert set(rows) == {(n, s) for n in NODES for s in _satellites(live)}, sorted(rows)
+    columns = len(_panel("storj-earnings", title)["targets"])
+    assert all(len(cells) == columns for cells in rows.values()), rows
+
+
+def _held_rate(joined: float, now: float) -> float:
+    """payouts.GetHeldRate: calendar months since joining, 75/50/25 % per three months."""
+    start, end = time.gmtime(joined), time.gmtime(now)
+    months = (end.tm_year - start.tm_year) * 12 + end.tm_mon - start.tm_mon
+    return max(75 - 25 * (months // 3), 0)
+
+
+def test_held_rate_follows_the_node_age_on_each_satellite(live):
+    rows = table_rows(live, "storj-earnings", "Held back per satellite", ("node", "satellite"))
+    now = time.time()
+    rates = set()
+    for key, cells in rows.items():
+        expected = _held_rate(cells["Joined"] / 1000, now)
+        assert cells["Held rate"] == expected, (key, cells)
+        rates.add(expected)
+    assert len(rates) >= 2, rates  # the demo has old satellites and a young one
+
+
+def test_payout_by_month_is_split_like_a_paystub(live):
+    rows = table_rows(live, "storj-earnings", "Payout by month", ("node", "period"))
+    assert set(rows) == {(n, p) for n in NODES for p in ("current_month", "previous_month")}
+    for (_, period), cells in rows.items():
+        earned = cells["Egress"] + cells["Repair and audit"] + cells["Storage"]
+        # the payout is what is earned minus what is held back (rounded to 0.01 cent each)
+        assert abs(earned - cells["Held back"] - cells["Payout after held"]) < 0.01, cells
+        assert ("Expected by month end" in cells) == (period == "current_month"), cells

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gen.age import age_columns, held_rate_column
 from gen.common import (
     NS,
     N,
@@ -13,11 +14,136 @@ from gen.panels import (
     SATELLITE_VAR,
     bargauge,
     dashboard,
+    row,
     stat,
     table,
     textbox_var,
     timeseries,
 )
+from gen.tables import Column, keyed_table
+
+COMPONENTS = (("egress", "Egress"), ("repair_audit", "Repair and audit"), ("disk", "Storage"))
+BY_SATELLITE = (("satellite", "Satellite"),)
+
+
+def per_tb_stored(period: str) -> str:
+    earned = (
+        f'sum by (node) (storagenode_payout_estimated_component_dollars{{{N}, period="{period}"}})'
+    )
+    stored = (
+        f"(max by (node) (storagenode_disk_used_bytes{{{N}}} - storagenode_disk_trash_bytes{{{N}}})"
+        " > 0) / 1e12"
+    )
+    return f"{earned} / {stored}"
+
+
+def payout_by_period() -> dict:
+    """The node's estimate per node and month, split as a paystub is."""
+    columns = [
+        Column(
+            title,
+            "sum by (node, period) (storagenode_payout_estimated_component_dollars"
+            f'{{{N}, component="{component}"}})',
+            "currencyUSD",
+            decimals=2,
+        )
+        for component, title in COMPONENTS
+    ]
+    columns += [
+        Column(
+            "Held back",
+            f"sum by (node, period) (storagenode_payout_held_dollars{{{N}}})",
+            "currencyUSD",
+            decimals=2,
+        ),
+        Column(
+            "Payout after held",
+            "sum by (node, period) (storagenode_payout_estimated_dollars"
+            f'{{{N}, period=~"current_month|previous_month"}})',
+            "currencyUSD",
+            decimals=2,
+        ),
+        Column(
+            "Expected by month end",
+            "label_replace(sum by (node, period) (storagenode_payout_estimated_dollars"
+            f'{{{N}, period="current_month_expected"}}), "period", "current_month", "", "")',
+            "currencyUSD",
+            decimals=2,
+        ),
+    ]
+    return keyed_table(
+        "Payout by month",
+        "The node's own estimate per month, as a paystub splits it: earnings by component "
+        "before the held amount, the amount held back, and the payout after it "
+        "(previous_month is the last full month; expected is the projection of this one). "
+        "Paystubs of older months are not exported.",
+        "node",
+        "Node",
+        columns,
+        also=(("period", "Month"),),
+        h=7,
+    )
+
+
+def held_table() -> dict:
+    return keyed_table(
+        "Held back per satellite",
+        "What each satellite holds back (total held minus returned), how long the node has "
+        "been on it, and the share of this month's earnings it holds back at that age "
+        "(75 % in months 1-3, 50 % in 4-6, 25 % in 7-9, then none; half of the held amount "
+        "is returned after month 15, the rest at graceful exit).",
+        "node",
+        "Node",
+        [
+            *age_columns(NS),
+            held_rate_column(NS),
+            Column(
+                "Held back",
+                f"sum by (node, satellite) (storagenode_payout_held_total_dollars{{{NS}}})",
+                "currencyUSD",
+                decimals=2,
+                total=True,
+            ),
+        ],
+        also=BY_SATELLITE,
+        h=8,
+    )
+
+
+def satellite_breakdown() -> dict:
+    def month(metric: str, kind: str) -> str:
+        return f'sum by (node, satellite) (storagenode_{metric}{{{NS}, kind="{kind}"}})'
+
+    return keyed_table(
+        "Storage, egress and repair per satellite (this month)",
+        "Per node and satellite, this UTC month from the node API: the average stored as the "
+        "satellite tallied it, egress (paid) by kind, repair ingress, and the egress earnings "
+        "at the `Egress $/TB` variable. The footer sums every satellite.",
+        "node",
+        "Node",
+        [
+            Column(
+                "Stored (average)",
+                f"sum by (node, satellite) (storagenode_month_storage_average_bytes{{{NS}}})",
+                "bytes",
+                total=True,
+            ),
+            Column("Egress", month("month_egress_bytes", "usage"), "bytes", total=True),
+            Column("Repair egress", month("month_egress_bytes", "repair"), "bytes", total=True),
+            Column("Audit egress", month("month_egress_bytes", "audit"), "bytes", total=True),
+            Column("Repair ingress", month("month_ingress_bytes", "repair"), "bytes", total=True),
+            Column(
+                "Egress earnings",
+                f"sum by (node, satellite) (storagenode_month_egress_bytes{{{NS}}}) / 1e12 "
+                "* $egress_usd_per_tb",
+                "currencyUSD",
+                decimals=2,
+                total=True,
+            ),
+        ],
+        also=BY_SATELLITE,
+        h=8,
+    )
 
 
 def earnings() -> dict:
@@ -80,14 +206,7 @@ def earnings() -> dict:
             ],
             "currencyUSD",
         ),
-        table(
-            "Payout by node",
-            "Estimates per node and period.",
-            [table_q(f"sum by (node, period) (storagenode_payout_estimated_dollars{{{N}}})")],
-            "currencyUSD",
-            rename={"node": "Node", "period": "Period", "Value": "Estimate"},
-            decimals=2,
-        ),
+        payout_by_period(),
         bargauge(
             "Month-to-date egress by satellite",
             "Bytes sent this UTC month (usage, repair and audit), from the node API.",
@@ -186,6 +305,24 @@ def earnings() -> dict:
             "bytes",
             w=8,
         ),
+        row("Held back"),
+        held_table(),
+        row("Earnings per TB and per satellite"),
+        stat(
+            "Earnings per TB stored",
+            "Estimated earnings before held amount (egress, repair and audit, storage) per TB "
+            "the node stores now (used space without trash): the previous month in full and "
+            "the current month so far.",
+            [
+                q(per_tb_stored("previous_month"), "{{node}} previous month", instant=True),
+                q(per_tb_stored("current_month"), "{{node}} this month so far", instant=True),
+            ],
+            "currencyUSD",
+            w=24,
+            decimals=2,
+            text_mode="value_and_name",
+        ),
+        satellite_breakdown(),
     ]
     return dashboard(
         "storj-earnings",

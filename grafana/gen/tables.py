@@ -48,19 +48,24 @@ def keyed_table(
     columns: list[Column],
     *,
     key_links: list[dict] | None = None,
+    also: tuple[tuple[str, str], ...] = (),
     w: int = 24,
     h: int = 8,
     sort_by: str | None = None,
 ) -> dict:
-    """One row per `key` value; every query must return `key` (e.g. `... by (node)`)."""
+    """One row per `key` value (and `also` labels: (label, header) pairs, e.g. the satellite);
+    every query must return exactly these labels (e.g. `... by (node, satellite)`)."""
     panel = _panel("table", title, description, [table_q(c.expr) for c in columns], w, h)
     key_props: dict = {"displayName": key_title}
     if key_links:
         key_props["links"] = key_links
     overrides = [_override(key, key_props)]
+    overrides += [_override(label, {"displayName": name}) for label, name in also]
     hidden = {"Time": True}
-    order = {key: 0}
-    for i, (col, target) in enumerate(zip(columns, panel["targets"], strict=True), start=1):
+    order = {key: 0} | {label: i for i, (label, _) in enumerate(also, start=1)}
+    for i, (col, target) in enumerate(
+        zip(columns, panel["targets"], strict=True), start=len(order)
+    ):
         value = f"Value #{target['refId']}"
         if col.label:
             hidden[value] = True
