@@ -176,7 +176,7 @@ def parse_line(line: str) -> tuple | None:
             if kind is not None:
                 phase, result, shapes = kind
                 # Title Case keys: `{"Process"`/`{"Piece ID"`, or `"process"` v1.79-v1.99
-                m = shapes[fields[2] != "P" and '"Piece ID"' not in fields].search(fields)
+                m = shapes[fields[2:3] != "P" and '"Piece ID"' not in fields].search(fields)
                 if m is None or result == "failed" or result == "canceled":
                     return _transfer(level, ts, kind, fields, m)
                 piece, satellite, action, size, remote = m.groups()

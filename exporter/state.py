@@ -275,8 +275,9 @@ class NodeState:
             )
             started = message[-1] == "d" and message[-3] == "t"  # "... started"
             if not started:
-                size = int(dsize or usize)
-                if size > MAX_PIECE_SIZE:  # not plausible: parse_line drops the size
+                digits = dsize or usize  # None: a finished line with `available_space`
+                size = int(digits) if digits else -1
+                if not 0 <= size <= MAX_PIECE_SIZE:  # parse_line decides (size None)
                     other(m.group(), read_time)
                     continue
             level = "info" if level == "INFO" else "debug"

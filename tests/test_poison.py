@@ -87,6 +87,10 @@ POISON: list[tuple[str, tuple[str, str, str] | None]] = [
     (up("100", sat=US1[:-1] + "T"), ("PUT", "success", INVALID)),  # checksum wrong
     (up("100", sat="us1"), ("PUT", "success", INVALID)),
     (up("100", sat="\udcff\udcfe"), ("PUT", "success", INVALID)),  # invalid UTF-8 (below)
+    # fuzz/crashes: fields too short to index; a finished line with `available_space`
+    (f"{TS}\tINFO\tpiecestore\tuploaded\t{{}}", None),
+    (up("5", title=False).replace('"size": 5', '"available_space": 5'),
+     ("PUT", "success", "us1")),
     # absurd piece IDs and remote addresses
     (up("100").replace(PIECE, "A" * 5000), None),
     (up("100").replace("172.17.0.1:41080", "1" * 5000), None),
@@ -165,6 +169,7 @@ def test_report_answers_every_poison_line(tmp_path, pure):
     result = run_report(log, pure)
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     assert b"Traceback" not in result.stderr
+    assert b"could not be applied" not in result.stderr  # the safety net had nothing to do
     samples = parse_exposition(result.stdout.decode())
     assert_sane(samples)
     assert transfers_by_label(samples, "n") == expected
