@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from exporter.nodeapi import NodeApiPoller
+from exporter.nodeapi.client import MAX_BODY
 from exporter.simulate.nodeapi import SimulatedNodeApi, go_json
 from tests.conftest import parse_exposition, wait_for
 
@@ -105,6 +106,10 @@ class _Handler(socketserver.BaseRequestHandler):
             sock.sendall(chunk)
         sock.sendall(b"0]")
 
+    def _many_lists(self, sock, render, api) -> None:
+        """Just under the size cap of the JSON that is slowest to parse (GIL held)."""
+        self._send(sock, b"[" + b"[]," * (MAX_BODY // 3 - 1) + b"0]")
+
     def _cut(self, sock, render, api) -> None:
         body = go_json(render()[1])
         self._send(sock, body[: len(body) // 3], length=len(body))
@@ -113,7 +118,7 @@ class _Handler(socketserver.BaseRequestHandler):
         self._send(sock, b'{"nodeID": "12Pq", "diskSpace": {')
 
     def _deep(self, sock, render, api) -> None:
-        self._send(sock, b"[" * 200_000 + b"]" * 200_000)
+        self._send(sock, b"[" * 20_000 + b"]" * 20_000)  # past the recursion limit
 
     def _nan(self, sock, render, api) -> None:
         self._send(sock, _node_doc_with("NaN"))
@@ -246,7 +251,8 @@ def _failure_lines(log: str, path: str) -> list[str]:
     return [line for line in log.splitlines() if f"{path} failed" in line]
 
 
-@pytest.mark.parametrize("mode", ["drip", "drip_headers", "hang", "huge", "huge_unannounced"])
+@pytest.mark.parametrize("mode", ["drip", "drip_headers", "hang", "huge", "huge_unannounced",
+                                  "many_lists"])
 def test_bad_node_endpoint_through_the_exporter(api, exporter_process, tmp_path, mode) -> None:
     exporter = exporter_process("--config", _config(tmp_path, api.url))
     wait_for(lambda: _value(exporter.samples(), "storagenode_up") == 1, timeout=10,
@@ -276,7 +282,8 @@ def test_bad_node_endpoint_through_the_exporter(api, exporter_process, tmp_path,
     assert scraper.peak_rss < max(120.0, baseline_rss + 40)
     assert _value(samples, "storagenode_api_errors_total", "satellites") == 0  # others unharmed
     assert samples['storagenode_satellite_audit_score{node="n1",satellite="us1"}'] == 1
-    reason = {"huge": "too_large", "huge_unannounced": "too_large"}.get(mode, "timeout")
+    reason = {"huge": "too_large", "huge_unannounced": "too_large",
+              "many_lists": "malformed"}.get(mode, "timeout")
     by_reason = samples.get('storagenode_api_failures_total'
                             f'{{endpoint="node",node="n1",reason="{reason}"}}')
     assert by_reason == _value(samples, "storagenode_api_errors_total", "node")
@@ -318,8 +325,9 @@ BAD = {  # mode -> (reason, text in the one log line)
     "deep": ("malformed", "nested"),
     "nan": ("malformed", "NaN"),
     "infinity": ("malformed", "Infinity"),
-    "overflow": ("malformed", "1e400"),
-    "huge_int": ("malformed", "diskSpace.used"),
+    "overflow": ("malformed", "diskSpace.used: inf is outside"),
+    "huge_int": ("malformed", "diskSpace.used: 1" + "0" * 39),
+    "many_lists": ("malformed", "JSON arrays/objects"),
     "long_int": ("malformed", "invalid JSON"),
     "png": ("malformed", "image/png"),
     "html": ("malformed", "HTML"),
@@ -395,3 +403,15 @@ def test_config_file_sets_api_intervals_and_timeouts(tmp_path) -> None:
         path.write_text(json.dumps({"nodes": [{"name": "n1", "api": "http://x:1", **item}]}))
         with pytest.raises(ConfigError, match=message):
             load_file(str(path))
+
+
+@pytest.mark.parametrize("score", [1.5, -0.1, 1e300])
+def test_scores_outside_0_to_1_are_malformed(score) -> None:
+    from exporter.nodeapi.parse import Malformed, parse_satellites
+
+    item = {"satelliteName": "us1.storj.io:7777", "auditScore": 1, "suspensionScore": 1,
+            "onlineScore": score}
+    with pytest.raises(Malformed, match="onlineScore"):
+        parse_satellites({"audits": [item]})
+    assert parse_satellites({"audits": [{**item, "onlineScore": 0.5}]})[
+        "us1.storj.io:7777"].online == 0.5
