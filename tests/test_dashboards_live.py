@@ -87,17 +87,33 @@ _STALE_TIMESTAMPS = re.compile(
 _FREE = re.compile(r"^(storagenode_disk_free_bytes\{[^}]*\}) \S+$", re.M)
 
 
-def stale_copy(exposition: str) -> str:
-    """The demo's scrape as node `stale`: log and pings an hour old, no free space."""
+_ERRORS_TYPE = "# TYPE storagenode_transfer_errors_total counter\n"
+# Failed audits the stale node adds on every scrape, by reason: the audit-risk panels must
+# count each reason in its own column.
+STALE_AUDIT_ERRORS = {"file_not_found": 1, "timeout": 3}
+
+
+def stale_copy(exposition: str, scrapes: int = 0) -> str:
+    """The demo's scrape as node `stale`: log and pings an hour old, no free space, and audits
+    failing with `file does not exist` and timeouts (more on every scrape)."""
     text = exposition.replace('node="demo"', 'node="stale"')
     text = _STALE_TIMESTAMPS.sub(lambda m: f"{m[1]} {float(m[2]) - STALE_SECONDS}", text)
+    errors = "".join(
+        f'storagenode_transfer_errors_total{{action="GET_AUDIT",node="stale",'
+        f'reason="{reason}"}} {1000 + per_scrape * scrapes}\n'
+        for reason, per_scrape in STALE_AUDIT_ERRORS.items()
+    )
+    assert _ERRORS_TYPE in text, "the exporter no longer exports storagenode_transfer_errors_total"
+    text = text.replace(_ERRORS_TYPE, _ERRORS_TYPE + errors, 1)
     return _FREE.sub(lambda m: f"{m[1]} 0", text)
 
 
 def _stale_server(exporter_url: str) -> http.server.ThreadingHTTPServer:
+    scrapes = iter(range(10**9))
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = stale_copy(_get(exporter_url).decode()).encode()
+            body = stale_copy(_get(exporter_url).decode(), next(scrapes)).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.send_header("Content-Length", str(len(body)))
@@ -452,3 +468,28 @@ def test_payout_by_month_is_split_like_a_paystub(live):
         # the payout is what is earned minus what is held back (rounded to 0.01 cent each)
         assert abs(earned - cells["Held back"] - cells["Payout after held"]) < 0.01, cells
         assert ("Expected by month end" in cells) == (period == "current_month"), cells
+
+
+# ---- satellites, age and audit risk (Reputation) -------------------------------------------
+
+
+def test_satellite_table_has_every_column_for_every_node_and_satellite(live):
+    title = "Satellites"
+    rows = table_rows(live, "storj-reputation-capacity", title, ("node", "satellite"))
+    assert set(rows) == {(n, s) for n in NODES for s in _satellites(live)}, sorted(rows)
+    columns = len(_panel("storj-reputation-capacity", title)["targets"])
+    assert all(len(cells) == columns for cells in rows.values()), rows
+
+
+def test_audit_risk_counts_missing_pieces_apart_from_timeouts(live):
+    """`stale` fails 1 audit a scrape with `file does not exist` and 3 with a timeout."""
+    rows = table_rows(live, "storj-reputation-capacity", "Audit risk", ("node",))
+    assert set(rows) == {(n,) for n in NODES}, rows
+    demo, stale = rows[("demo",)], rows[("stale",)]
+    counts = [v for cells in (demo, stale) for k, v in cells.items() if "score" not in k]
+    assert len(counts) == 10 and all(v.is_integer() for v in counts), rows
+    missing = stale["Missing pieces"] - demo["Missing pieces"]
+    timeouts = stale["Timeouts"] - demo["Timeouts"]
+    assert missing >= 5, rows  # about one per second of scraping
+    assert 2 * missing <= timeouts <= 4 * missing, rows
+    assert stale["Other errors"] == demo["Other errors"], rows

@@ -87,9 +87,26 @@ def age_steps(alert: str, severity: str) -> dict:
     return steps((None, "green"), (window_seconds(alert, severity), colour(alert)))
 
 
+def steps_from_one(colour_name: str) -> dict:
+    return steps((None, "green"), (1, colour_name))
+
+
 def fires_from_one(alert: str) -> dict:
-    """A count of satellites where the alert fires on each one (`== 1`): any is bad."""
-    return steps((None, "green"), (1, colour(alert)))
+    """A count where the alert fires on each one (`== 1`, any failed audit): any is bad."""
+    return steps_from_one(colour(alert))
+
+
+def is_one(alert: str) -> list[dict]:
+    """A 0/1 flag whose 1 fires the alert (StoragenodeSuspended, StoragenodeDisqualified)."""
+    return [
+        {
+            "type": "value",
+            "options": {
+                "0": {"text": "no", "color": "green", "index": 0},
+                "1": {"text": "yes", "color": colour(alert), "index": 1},
+            },
+        }
+    ]
 
 
 def below_one(alert: str) -> dict:

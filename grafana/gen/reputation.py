@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gen import alerts
+from gen.age import age_columns, joined
 from gen.common import (
     DQ_AUDIT,
     GREEN,
@@ -13,19 +14,17 @@ from gen.common import (
     N,
     q,
     steps,
-    table_q,
 )
 from gen.panels import (
     NODE_VAR,
     SATELLITE_VAR,
-    bargauge,
     dashboard,
     gauge,
     row,
     stat,
-    table,
     timeseries,
 )
+from gen.tables import Column, keyed_table
 
 
 def score_panel(title: str, score: str, limit: float, verb: str, soft_min: float) -> dict:
@@ -76,6 +75,98 @@ DAYS_UNTIL_FULL_MAPPINGS = [
 ]
 
 
+def _flag(title: str, metric: str, alert: str | None = None) -> Column:
+    mapping = alerts.is_one(alert) if alert else YES_NO
+    return Column(title, f"max by (node, satellite) ({metric}{{{NS}}})", mappings=mapping)
+
+
+def _score(title: str, score: str, alert: str) -> Column:
+    return Column(
+        title,
+        f"max by (node, satellite) (storagenode_satellite_{score}_score{{{NS}}})",
+        "percentunit",
+        thresholds=alerts.low_is_bad(alert),
+        decimals=3,
+    )
+
+
+def satellite_table() -> dict:
+    return keyed_table(
+        "Satellites",
+        "Per node and satellite: when the node joined and its age in calendar months, "
+        "vetting, suspension and disqualification, and the three scores coloured at the "
+        "alert thresholds.",
+        "node",
+        "Node",
+        [
+            *age_columns(NS),
+            _flag("Vetted", "storagenode_satellite_vetted"),
+            _flag("Suspended", "storagenode_satellite_suspended", "StoragenodeSuspended"),
+            _flag("Disqualified", "storagenode_satellite_disqualified", "StoragenodeDisqualified"),
+            _score("Audit", "audit", "StoragenodeAuditScoreLow"),
+            _score("Suspension", "suspension", "StoragenodeSuspensionScoreLow"),
+            _score("Online", "online", "StoragenodeOnlineScoreLow"),
+        ],
+        also=(("satellite", "Satellite"),),
+        h=8,
+    )
+
+
+def _audits(reason: str) -> str:
+    """Audits that failed (or were canceled) with these reasons in the range, 0 when none:
+    the errors counter has a series only once a reason happened."""
+    errors = (
+        "round(sum by (node) (increase(storagenode_transfer_errors_total"
+        f'{{{N}, action="GET_AUDIT", {reason}}}[{RANGE}])))'
+    )
+    return f"{errors} or on (node) (0 * sum by (node) (storagenode_log_lines_total{{{N}}}))"
+
+
+def audit_risk_table() -> dict:
+    missing = alerts.fires_from_one("StoragenodeAuditFailed")
+    return keyed_table(
+        "Audit risk",
+        "Audits in the time range per node, from the log. Missing pieces (`file does not "
+        "exist`) are failed audits: each lowers the audit score, and 0.96 disqualifies. A "
+        "timeout puts the piece in containment: the satellite asks again and counts a "
+        "failure only if the node keeps failing. Other errors (disk, database, ...) lower "
+        "the suspension score, which recovers once they stop.",
+        "node",
+        "Node",
+        [
+            Column(
+                "Audits",
+                "round(sum by (node) (increase(storagenode_transfers_total"
+                f'{{{N}, action="GET_AUDIT"}}[{RANGE}])))',
+            ),
+            Column("Missing pieces", _audits('reason="file_not_found"'), thresholds=missing),
+            Column(
+                "Timeouts",
+                _audits('reason="timeout"'),
+                thresholds=alerts.steps_from_one("orange"),
+            ),
+            Column(
+                "Other errors",
+                _audits('reason!~"file_not_found|timeout"'),
+                thresholds=alerts.steps_from_one("orange"),
+            ),
+            Column(
+                "Canceled",
+                "round(sum by (node) (increase(storagenode_transfers_total"
+                f'{{{N}, action="GET_AUDIT", result="canceled"}}[{RANGE}])))',
+            ),
+            Column(
+                "Lowest audit score",
+                f"min by (node) (storagenode_satellite_audit_score{{{N}}})",
+                "percentunit",
+                thresholds=alerts.low_is_bad("StoragenodeAuditScoreLow"),
+                decimals=3,
+            ),
+        ],
+        h=6,
+    )
+
+
 def reputation_capacity() -> dict:
     used_ratio = (
         f"max by (node) (storagenode_disk_used_bytes{{{N}}} / "
@@ -110,24 +201,9 @@ def reputation_capacity() -> dict:
         score_panel("Audit score", "audit", DQ_AUDIT, "disqualifies", soft_min=0.9),
         score_panel("Suspension score", "suspension", SUSPENSION, "suspends", soft_min=0.5),
         score_panel("Online score", "online", SUSPENSION, "suspends", soft_min=0.5),
-        table(
-            "Satellite status",
-            "Disqualified, suspended and vetted flags per node and satellite.",
-            [
-                table_q(f"max by (node, satellite) (storagenode_satellite_disqualified{{{NS}}})"),
-                table_q(f"max by (node, satellite) (storagenode_satellite_suspended{{{NS}}})"),
-                table_q(f"max by (node, satellite) (storagenode_satellite_vetted{{{NS}}})"),
-            ],
-            w=24,
-            rename={
-                "node": "Node",
-                "satellite": "Satellite",
-                "Value #A": "Disqualified",
-                "Value #B": "Suspended",
-                "Value #C": "Vetted",
-            },
-            mappings=YES_NO,
-        ),
+        satellite_table(),
+        row("Audit risk"),
+        audit_risk_table(),
         row("Capacity"),
         timeseries(
             "Disk space",
@@ -189,20 +265,23 @@ def reputation_capacity() -> dict:
             ],
             "bytes",
         ),
-        bargauge(
-            "Node age per satellite",
-            "Days since the node joined each satellite (held back amounts and vetting depend on "
-            "it).",
-            [
-                q(
-                    "(time() - max by (satellite) "
-                    f"(storagenode_satellite_joined_timestamp_seconds{{{NS}}})) / 86400",
-                    "{{satellite}}",
-                    instant=True,
-                )
-            ],
+        row("Age and uptime"),
+        stat(
+            "Node age",
+            "Days since the node joined its first satellite.",
+            [q(f"(time() - min by (node) ({joined(NS)})) / 86400", "{{node}}", instant=True)],
             "d",
-            w=24,
+            w=12,
+            decimals=0,
+            text_mode="value_and_name",
+        ),
+        stat(
+            "Uptime",
+            "Time since the storagenode process started (node API).",
+            [q(f"time() - max by (node) (storagenode_start_time_seconds{{{N}}})", "{{node}}")],
+            "s",
+            w=12,
+            text_mode="value_and_name",
         ),
     ]
     return dashboard(
