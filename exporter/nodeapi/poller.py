@@ -217,9 +217,8 @@ class NodeApiPoller:
         duration = time.perf_counter() - started
         with self._lock:
             stats.in_flight_since = None
-        if errors is None:  # nothing to poll yet (satellite list unknown)
-            return False
-        with self._lock:
+            if errors is None:  # nothing to poll yet (satellite list unknown)
+                return False
             stats.duration = duration
             stats.errors += len(errors)
             for reason, _ in errors:
