@@ -4,7 +4,7 @@
 Why: the target is "live tailing of 500 lines/s under 1 % of a core". This starts
 `python -m exporter --node bench:FILE --web.listen-address 127.0.0.1:PORT` (it tails from
 the end), measures its idle CPU for a few seconds, appends synthetic lines
-(exporter.loggen.LogGenerator.tick, after a minute of unwritten history so transfers are
+(exporter.simulate.loggen.LogGenerator.tick, after a minute of unwritten history so transfers are
 already in flight) in 10 small writes per second for N seconds, then reads
 the exporter's utime+stime from /proc/PID/stat over the writing period, its RSS from
 /proc/PID/status, scrapes /metrics and checks that storagenode_log_lines_total adds up to
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from run import OUT, ROOT, make_out
 
-from exporter.loggen import LogGenerator
+from exporter.simulate.loggen import LogGenerator
 
 TARGET_CORE_PERCENT = 1.0
 TICKS = os.sysconf("SC_CLK_TCK")

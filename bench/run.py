@@ -63,7 +63,8 @@ def generate(lines: int, era: str, seed: int, started: bool) -> tuple[Path, dict
     """The benchmark log and the generator's own counts, generated once per parameter set."""
     make_out()
     # The generator's source is part of the cache key: a changed generator, a new log.
-    version = hashlib.sha256((ROOT / "exporter" / "loggen.py").read_bytes()).hexdigest()[:8]
+    sources = sorted((ROOT / "exporter" / "simulate" / "loggen").glob("*.py"))
+    version = hashlib.sha256(b"".join(f.read_bytes() for f in sources)).hexdigest()[:8]
     prefix = f"node-{era}-{lines}-s{seed}{'' if started else '-nostart'}"
     stem = f"{prefix}.{version}"
     log, counts = OUT / f"{stem}.log", OUT / f"{stem}.counts.json"
@@ -72,7 +73,8 @@ def generate(lines: int, era: str, seed: int, started: bool) -> tuple[Path, dict
             stale.unlink()
         print(f"generating {log.name} ({lines:,} lines, era {era}) ...", flush=True)
         t0 = time.perf_counter()
-        cmd = [sys.executable, "-m", "exporter.loggen", "--era", era, "--lines", str(lines),
+        cmd = [sys.executable, "-m", "exporter.simulate.loggen", "--era", era,
+               "--lines", str(lines),
                "--seed", str(seed), "--counts", str(counts) + ".tmp", str(log) + ".tmp"]
         if not started:
             cmd.insert(-1, "--no-started")

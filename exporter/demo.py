@@ -27,7 +27,7 @@ class LiveLogWriter(threading.Thread):
 
     def __init__(self, path: str, rate: float, stop: threading.Event, networks=None) -> None:
         super().__init__(name="demo-log", daemon=True)
-        from exporter.loggen import LogGenerator
+        from exporter.simulate.loggen import LogGenerator
 
         self.path, self.rate, self.stop_event = path, rate, stop
         self.generator = LogGenerator(era="v1.146", seed=int(time.time()), started=True,

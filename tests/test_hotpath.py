@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.loggen import LogGenerator
 from exporter.parser import parse_line
 from exporter.satellites import encode_node_id
+from exporter.simulate.loggen import LogGenerator
 from exporter.sources.lines import LineSplitter
 from exporter.state import NATIVE_SCAN, NodeState
 
@@ -203,7 +203,7 @@ def test_report_is_byte_identical_with_and_without_the_c_hot_path(tmp_path):
     import subprocess
     import sys
 
-    from exporter.loggen import write_file
+    from exporter.simulate.loggen import write_file
 
     log = tmp_path / "node.log"
     write_file(str(log), 20_000, era="v1.146", seed=9, start=T0)

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from exporter.loggen import ERAS, SATELLITES, LogGenerator, counts_json, write_file
 from exporter.parser import parse_line
+from exporter.simulate.loggen import ERAS, SATELLITES, LogGenerator, counts_json, write_file
 from exporter.state import NodeState
 from tests.conftest import ROOT
 
@@ -312,7 +312,7 @@ def test_remote_networks_and_public_default():
 def test_cli_writes_the_same_bytes_as_write_file(tmp_path):
     out, counts = tmp_path / "cli.log", tmp_path / "counts.json"
     subprocess.run(
-        [sys.executable, "-m", "exporter.loggen", "--era", "v1.99", "--lines", "3000",
+        [sys.executable, "-m", "exporter.simulate.loggen", "--era", "v1.99", "--lines", "3000",
          "--seed", "11", "--counts", str(counts), str(out)],
         cwd=ROOT, check=True, timeout=60,
     )

@@ -120,7 +120,7 @@ def test_inline_fast_path_agrees_with_parse_and_apply():
     """NodeState.feed handles common lines inline; the result must equal the general path."""
     from pathlib import Path
 
-    from exporter.loggen import LogGenerator
+    from exporter.simulate.loggen import LogGenerator
 
     fixtures = Path(__file__).parent / "fixtures" / "logs"
     corpora = [p.read_text(encoding="utf-8", errors="replace").split("\n")
