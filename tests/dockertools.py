@@ -195,14 +195,16 @@ def base_image(engine: Engine) -> tuple[str, list[str]]:
     return result.stdout.strip(), ["--build-arg", f"BUILD_PACKAGES={STAND_IN_BUILD_PACKAGES}"]
 
 
-def build_image(engine: Engine, tag: str = IMAGE) -> str:
-    """The project's Dockerfile, built as CI builds it; returns the tag."""
+def build_image(engine: Engine, tag: str = IMAGE, dockerfile: str = "Dockerfile") -> str:
+    """A Dockerfile of the project (path from the repository root), built as CI builds it
+    on the same base; returns the tag."""
     base, extra = base_image(engine)
     started = time.monotonic()
     env = {**engine.env, "DOCKER_BUILDKIT": "0"}  # no registry for BuildKit's frontend image
     result = subprocess.run(
-        ["docker", "build", "-q", "--build-arg", f"PYTHON_IMAGE={base}", *extra,
-         *_pip_index_args(), "-t", tag, str(ROOT)],
+        ["docker", "build", "-q", "-f", str(ROOT / dockerfile),
+         "--build-arg", f"PYTHON_IMAGE={base}", *extra, *_pip_index_args(), "-t", tag,
+         str(ROOT)],
         env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     timed(f"docker build {tag} on {base}", started)

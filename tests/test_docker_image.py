@@ -176,3 +176,17 @@ def test_counts_exact_and_kept_across_restart_and_kill(engine: Engine, image: st
         engine.run("rm", "-f", *engine.containers, check=False)
         engine.containers.clear()
         engine.run("volume", "rm", "-f", volume, check=False)
+
+
+def test_forwarder_image(engine: Engine):
+    """deploy/forwarder/Dockerfile on the same base: runs as its own user, the command works."""
+    tag = build_image(engine, "storagenode-log-forwarder:test", "deploy/forwarder/Dockerfile")
+    assert engine.inspect(tag, "{{.Config.User}}") == "10185"
+    result = engine.run("run", "--rm", tag, "--help")
+    assert "--token-file" in result.stdout
+    # and it runs: tails a log (missing yet) and listens, on the container's loopback
+    cid = engine.container(tag, "--log", "n1=/tmp/node.log", "--listen", "127.0.0.1:9185",
+                           "--insecure-no-auth")
+    time.sleep(2)
+    assert engine.inspect(cid, "{{.State.Running}}") == "true", engine.logs(cid)
+    assert "Traceback" not in engine.logs(cid)
