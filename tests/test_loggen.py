@@ -320,3 +320,36 @@ def test_cli_writes_the_same_bytes_as_write_file(tmp_path):
     assert out.read_bytes() == (tmp_path / "api.log").read_bytes()
     assert out.read_text().count("\n") == 3000
     assert json.loads(counts.read_text()) == json.loads(json.dumps(counts_json(gen)))
+
+
+def _peers_seen(gen: LogGenerator, lines: int) -> set[str]:
+    seen = set()
+    for line in gen.lines(lines, start=START):
+        m = re.search(r'"Remote Address": "([\d.]+):\d+"', line)
+        if m:
+            seen.add(m.group(1))
+    return seen
+
+
+def test_peers_sets_the_number_of_distinct_addresses():
+    """The many-peer GeoIP benchmark needs more than the default pool of 4,096 clients."""
+    default = _peers_seen(LogGenerator(era="v1.99", seed=4), 40_000)
+    assert 3_000 < len(default) <= 4096
+    many = _peers_seen(LogGenerator(era="v1.99", seed=4, peers=1_000_000), 40_000)
+    assert len(many) > 15_000  # ~20k finished transfers, nearly every one a new peer
+    assert all(ipaddress.IPv4Address(ip).is_global for ip in many)
+    assert len(_peers_seen(LogGenerator(era="v1.99", seed=4, peers=7), 5_000)) == 7
+    with pytest.raises(ValueError):
+        LogGenerator(peers=0)
+
+
+def test_cli_peers_option(tmp_path):
+    out = tmp_path / "peers.log"
+    subprocess.run(
+        [sys.executable, "-m", "exporter.simulate.loggen", "--era", "v1.99", "--lines", "2000",
+         "--peers", "100000", str(out)], cwd=ROOT, check=True, timeout=60,
+    )
+    gen = write_file(str(tmp_path / "api.log"), 2000, era="v1.99", peers=100_000)
+    assert out.read_bytes() == (tmp_path / "api.log").read_bytes()
+    assert len(_peers_seen(LogGenerator(era="v1.99", peers=100_000), 2000)) > 900
+    assert gen.line_counts()

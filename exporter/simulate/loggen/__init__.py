@@ -8,7 +8,7 @@ columns, the fields as JSON with ", " and ": ", keys in the order zap writes the
 API (small on purpose):
 
     gen = LogGenerator(era="v1.146", seed=42, started=True, remote_networks=None,
-                       lines_per_second=50.0)
+                       lines_per_second=50.0, peers=4096)
     for line in gen.lines(1000, start=1710320400.0): ...   # each line ends in "\n"
     batch = gen.tick(now=time.time(), rate=500)            # ~rate lines stamped `now`
     gen.line_counts()      # {"info": n, "debug": n, ...} of the lines handed out so far
@@ -18,7 +18,7 @@ API (small on purpose):
     write_file(path, count, era=..., seed=..., started=True, start=None) -> LogGenerator
 
     python -m exporter.simulate.loggen --era v1.99 --lines 1000000 --seed 42 [--no-started]
-        [--start EPOCH] [--remote-network CIDR ...] [--counts FILE.json] OUT|-
+        [--start EPOCH] [--remote-network CIDR ...] [--peers N] [--counts FILE.json] OUT|-
 
 Eras (`ERAS`): "v1.76" (ISO8601 with ms and a +0200 offset, `Process`, Title Case, started
 lines at INFO, `upload failed` with error before Size, download Size = bytes sent), "v1.80"

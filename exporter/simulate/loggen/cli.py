@@ -19,9 +19,11 @@ def write_file(
     started: bool = True,
     start: float | None = None,
     remote_networks: Sequence[str] | None = None,
+    peers: int = 4096,
 ) -> LogGenerator:
     """Write `count` lines to `path` ("-" for stdout); returns the generator (its counts)."""
-    gen = LogGenerator(era=era, seed=seed, started=started, remote_networks=remote_networks)
+    gen = LogGenerator(era=era, seed=seed, started=started, remote_networks=remote_networks,
+                       peers=peers)
     it = gen.lines(count, start)
     out = sys.stdout if path == "-" else open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
     try:
@@ -67,10 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="unix time of the first line (default: a date typical of the era)")
     ap.add_argument("--remote-network", action="append", default=None, metavar="CIDR",
                     help="draw remote addresses from this IPv4 network (repeatable)")
+    ap.add_argument("--peers", type=int, default=4096, metavar="N",
+                    help="distinct client addresses to draw from (default 4096; the many-peer "
+                         "GeoIP benchmark uses 1,000,000 and more)")
     ap.add_argument("--counts", metavar="FILE", help="also write the line counts as JSON")
     args = ap.parse_args(argv)
     gen = write_file(args.out, args.lines, era=args.era, seed=args.seed, started=args.started,
-                     start=args.start, remote_networks=args.remote_network)
+                     start=args.start, remote_networks=args.remote_network, peers=args.peers)
     if args.counts:
         with open(args.counts, "w", encoding="utf-8") as f:
             json.dump(counts_json(gen), f, indent=1, sort_keys=True)

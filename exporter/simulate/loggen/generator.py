@@ -62,9 +62,12 @@ class LogGenerator(OtherEvents):
         remote_networks: Sequence[str] | None = None,
         *,
         lines_per_second: float = 50.0,
+        peers: int = _IP_POOL,
     ) -> None:
         if era not in ERAS:
             raise ValueError(f"unknown era {era!r}; known: {', '.join(ERAS)}")
+        if peers < 1:
+            raise ValueError(f"peers must be >= 1, got {peers}")
         self.era = e = ERAS[era]
         self.started = started
         self.rng = random.Random(seed)
@@ -139,8 +142,11 @@ class LogGenerator(OtherEvents):
         self._avail = 1_786_543_210_988
         self._recent: list[tuple[str, int]] = []  # uploaded pieces, later downloaded
         self._hot = [(self._piece_id(), self._pick(self._sat_cum)) for _ in range(64)]
-        # Clients: a pool of addresses, each seen again and again (ports are fresh).
-        self._ips = [self._ip() for _ in range(_IP_POOL)]
+        # Clients: a pool of `peers` addresses, each seen again and again (ports are fresh).
+        # Up to _IP_POOL drawn now; a bigger pool (the many-peer benchmark) is drawn as used,
+        # so its memory grows with the peers actually seen.
+        self._n_peers = peers
+        self._ips = {i: self._ip() for i in range(min(peers, _IP_POOL))}
         transfer_lines = (1.0 if started else 0.0) + 1.0
         self._p_other = OTHER_SHARE / (1 - OTHER_SHARE) * transfer_lines / 1.2
         self._lines_per_arrival = transfer_lines / (1 - OTHER_SHARE)
@@ -338,7 +344,11 @@ class LogGenerator(OtherEvents):
             raw = rng.randbytes(52)  # inlined _piece_id()
             piece = (raw[:51].translate(_B32) + raw[51:].translate(_B32_LAST)).decode()
             sat_i = bisect(self._sat_cum, rnd())
-        remote = f"{self._ips[int(rnd() * _IP_POOL)]}:{1024 + int(rnd() * 64511)}"
+        peer = int(rnd() * self._n_peers)
+        ip = self._ips.get(peer)
+        if ip is None:
+            ip = self._ips[peer] = self._ip()
+        remote = f"{ip}:{1024 + int(rnd() * 64511)}"
         # inlined _size(): (offset, size)
         offset = 0
         if action == "GET_AUDIT":
