@@ -12,9 +12,12 @@ $(BIN)/storagenode-exporter: pyproject.toml
 	$(BIN)/pip install -q -e '.[test,fuzz]'
 	touch $@
 
-## demo: run the exporter against the embedded simulated node on 127.0.0.1:9184
+## demo: run the exporter against the embedded simulated node on 127.0.0.1:$(PORT)
+## (PORT=9184 by default; API_PORT for the simulated node API, a free one by default)
+PORT ?= 9184
+API_PORT ?= 0
 demo: $(BIN)/storagenode-exporter
-	$(BIN)/storagenode-exporter demo
+	$(BIN)/storagenode-exporter demo --web.listen-address 127.0.0.1:$(PORT) --api.port $(API_PORT)
 
 ## test: lint and run the whole test suite
 test: $(BIN)/storagenode-exporter
@@ -32,12 +35,12 @@ bench: $(BIN)/storagenode-exporter
 fuzz: $(BIN)/storagenode-exporter
 	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
 
-## deps-debian: the real Prometheus, Alertmanager, mtail and openssl the tests run, and
-## clang with its sanitizer runtimes for the fuzz build (root)
+## deps-debian: the real Prometheus, Alertmanager, mtail, openssl and Chromium (the status
+## page test) the tests run, and clang with its sanitizer runtimes for the fuzz build (root)
 deps-debian:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		prometheus prometheus-alertmanager mtail openssl clang libclang-rt-dev
+		prometheus prometheus-alertmanager mtail openssl chromium clang libclang-rt-dev
 
 clean:
 	rm -rf $(VENV) build *.egg-info fuzz/build

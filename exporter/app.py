@@ -56,9 +56,26 @@ def make_source(node: NodeConfig, config: Config, resume: dict | None = None) ->
     return FileSource(spec, **common)
 
 
+def _log_key(node: NodeConfig, config: Config) -> tuple:
+    """What a node's log runner is built from: a change restarts it."""
+    return (node.log, node.from_start, tuple(sorted(node.forwarder.items())),
+            config.poll_interval, config.forwarder_token_file)
+
+
+def _api_key(node: NodeConfig, config: Config) -> tuple:
+    """What a node's API poller is built from: a change restarts it."""
+    return (node.api, tuple(sorted(node.api_intervals.items())),
+            tuple(sorted(node.api_timeouts.items())), config.include_wallet)
+
+
+#: settings a reload cannot change in a running process (the log line says so)
+RESTART_ONLY = ("listen_address", "geoip_db", "geohash_precision", "geo_window", "state_file",
+                "metrics_path", "web_max_connections", "web_read_header_timeout")
+
+
 @dataclass
 class Exporter:
-    """Everything one serving process runs; `start()` then `stop()`."""
+    """Everything one serving process runs; `start()`, `reload()` on SIGHUP, then `stop()`."""
 
     config: Config
     registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry())
@@ -78,50 +95,61 @@ class Exporter:
         self.web = load_web_config(config.web_config_file) if config.web_config_file else None
         self.geo = self._build_geo()
         resume = self._load_checkpoint()
-        for node in config.nodes:
-            if not node.log:
-                continue
-            state = NodeState(node.name, pairing_timeout=config.pairing_timeout,
-                              geo=self.geo.get(node.name))
-            source = make_source(node, config, resume.get(node.name))
-            self.runners.append(NodeRunner(node.name, source, state))
-        self.registry.register(LogCollector(self.runners))
+        self.runners = [self._runner(node, config, resume.get(node.name))
+                        for node in config.nodes if node.log]
+        self.log_collector = LogCollector(self.runners)
+        self.registry.register(self.log_collector)
         self.registry.register(BuildInfoCollector())
         ProcessCollector(registry=self.registry)
-        self._build_api()
+        self.api_collector = None
+        self.pollers = [self._poller(n, config) for n in config.nodes if n.api]
+        if self.pollers:
+            self._register_api()
         if self.geo:
             from exporter.geo import GeoCollector
 
             self.registry.register(GeoCollector(self.geo))
+        from exporter.status import Status
+
+        self.status = Status(self)
+
+    def _runner(self, node: NodeConfig, config: Config, resume: dict | None,
+                state: NodeState | None = None) -> NodeRunner:
+        if state is None:
+            state = NodeState(node.name, pairing_timeout=config.pairing_timeout,
+                              geo=self.geo.get(node.name))
+        return NodeRunner(node.name, make_source(node, config, resume), state)
+
+    def _poller(self, node: NodeConfig, config: Config):
+        from exporter.nodeapi import NodeApiPoller
+
+        return NodeApiPoller(node.name, node.api, intervals=node.api_intervals,
+                             timeouts=node.api_timeouts, include_wallet=config.include_wallet)
+
+    def _register_api(self) -> None:
+        from exporter.nodeapi import NodeApiCollector
+
+        self.api_collector = NodeApiCollector(self.pollers)
+        self.registry.register(self.api_collector)
 
     def _build_geo(self) -> dict:
+        self.locator = None
         if not self.config.geoip_db:
             log.info("no GeoIP database given (--geoip-db); geo metrics are off")
             return {}
-        from exporter.geo import GeoDatabaseError, GeoLocator, GeoRecorder
+        from exporter.geo import GeoDatabaseError, GeoLocator
 
         try:
-            locator = GeoLocator(self.config.geoip_db, precision=self.config.geohash_precision)
+            self.locator = GeoLocator(self.config.geoip_db,
+                                      precision=self.config.geohash_precision)
         except GeoDatabaseError as exc:
             raise ConfigError(str(exc)) from exc
-        return {
-            node.name: GeoRecorder(locator, window_seconds=self.config.geo_window, node=node.name)
-            for node in self.config.nodes
-            if node.log
-        }
+        return {node.name: self._recorder(node.name) for node in self.config.nodes if node.log}
 
-    def _build_api(self) -> None:
-        nodes = [n for n in self.config.nodes if n.api]
-        if not nodes:
-            return
-        from exporter.nodeapi import NodeApiCollector, NodeApiPoller
+    def _recorder(self, name: str):
+        from exporter.geo import GeoRecorder
 
-        self.pollers = [
-            NodeApiPoller(n.name, n.api, intervals=n.api_intervals, timeouts=n.api_timeouts,
-                          include_wallet=self.config.include_wallet)
-            for n in nodes
-        ]
-        self.registry.register(NodeApiCollector(self.pollers))
+        return GeoRecorder(self.locator, window_seconds=self.config.geo_window, node=name)
 
     def _load_checkpoint(self) -> dict:
         """Saved read positions by node (exporter/checkpoint.py); {} without --state-file."""
@@ -135,11 +163,16 @@ class Exporter:
         )
         return self.checkpointer.load()
 
+    def _make_app(self, web):
+        return make_app(self.registry, self.status, web, metrics_path=self.config.metrics_path)
+
     def start(self) -> None:
         if getattr(self, "checkpointer", None) is not None:  # saved counters in before serving
             self.checkpointer.start(self.runners, self.registry)
-        app = make_app(self.registry, [n.name for n in self.config.nodes], self.web)
-        self.httpd, _ = serve(app, self.config.listen_address, self.web)
+        self.status.start()
+        self.httpd, _ = serve(self._make_app(self.web), self.config.listen_address, self.web,
+                              max_connections=self.config.web_max_connections,
+                              read_header_timeout=self.config.web_read_header_timeout)
         log.info("listening on %s", self.config.listen_address)
         if NATIVE_SCAN is None:
             log.info("the compiled log reader (exporter._hotpath) is not in use: reading "
@@ -150,7 +183,17 @@ class Exporter:
         for poller in self.pollers:
             poller.start()
 
+    def reload(self, new: Config) -> list[str]:
+        """Apply a re-read config (SIGHUP): start new nodes, stop removed ones, restart
+        changed ones, reload the web config. Everything that can fail (the web config, the
+        new sources) is built first, so a ConfigError leaves the running setup untouched.
+        Returns one line per change, already logged."""
+        from exporter.reload import plan_reload
+
+        return plan_reload(self, new)
+
     def stop(self) -> None:
+        self.status.stop()
         for poller in self.pollers:
             poller.stop()
         for runner in self.runners:

@@ -1,28 +1,104 @@
-"""Command line: `storagenode-exporter [serve]`, `report`, `demo`."""
+"""Command line: `storagenode-exporter [serve]`, `report`, `demo`, `backfill`,
+`check-config`, with the flag conventions of the Prometheus exporters."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import platform
 import signal
+import subprocess
 import sys
 import threading
+from pathlib import Path
 
 from exporter import __version__
 from exporter.config import (
     DEFAULT_LISTEN,
     Config,
     ConfigError,
+    check_telemetry_path,
     load_file,
     parse_api_flag,
     parse_node_flag,
 )
+from exporter.logsetup import FORMATS
 from exporter.logsetup import setup as setup_logging
 
 log = logging.getLogger("exporter")
 
-COMMANDS = ("serve", "report", "demo", "backfill")
+COMMANDS = ("serve", "report", "demo", "backfill", "check-config")
+
+
+class Parser(argparse.ArgumentParser):
+    """No prefix abbreviations (`--nod` is not `--node`); a bad flag gets one line and a
+    hint to --help instead of the whole usage."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
+def revision() -> str:
+    """The git commit: exporter/REVISION written at build time, else the checkout's HEAD,
+    else 'unknown'."""
+    here = Path(__file__).resolve().parent
+    stamped = here / "REVISION"
+    if stamped.is_file():
+        return stamped.read_text(encoding="utf-8").strip() or "unknown"
+    if (here.parent / ".git").exists():
+        try:
+            out = subprocess.run(["git", "-C", str(here.parent), "rev-parse", "HEAD"],
+                                 capture_output=True, text=True, timeout=2)
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return "unknown"
+
+
+def version_text() -> str:
+    """Like node_exporter's --version: version, revision, runtime, platform, hot path."""
+    from exporter.state import NATIVE_SCAN
+
+    return (f"storagenode-exporter, version {__version__} (revision: {revision()})\n"
+            f"  python version:   {platform.python_implementation()} "
+            f"{platform.python_version()}\n"
+            f"  platform:         {sys.platform}/{platform.machine()}\n"
+            f"  hot path:         {'python' if NATIVE_SCAN is None else 'c'}\n")
+
+
+class _Version(argparse.Action):
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(version_text())
+        parser.exit(0)
+
+
+def _positive(kind: type):
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return value
+
+    return convert
+
+
+def _logging_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log.level", dest="log_level", default="info",
+                        choices=["debug", "info", "warn", "error"])
+    parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=FORMATS,
+                        help="logfmt (default) or json, one object a line")
 
 
 def _common_web(parser: argparse.ArgumentParser, default: str | None) -> None:
@@ -35,17 +111,28 @@ def _common_web(parser: argparse.ArgumentParser, default: str | None) -> None:
         "--web.config.file", dest="web_config_file", metavar="FILE",
         help="exporter-toolkit web config (TLS, basic auth)",
     )
-    parser.add_argument("--log.level", dest="log_level", default="info",
-                        choices=["debug", "info", "warn", "error"])
+    parser.add_argument("--web.telemetry-path", dest="telemetry_path", metavar="PATH",
+                        help="path of the metrics (default /metrics)")
+    parser.add_argument("--web.max-connections", dest="web_max_connections", metavar="N",
+                        type=_positive(int),
+                        help="open HTTP connections at most (default 64, or "
+                        "$STORAGENODE_EXPORTER_WEB_MAX_CONNECTIONS)")
+    parser.add_argument("--web.read-header-timeout", dest="web_read_header_timeout",
+                        metavar="SECONDS", type=_positive(float),
+                        help="time for the TLS handshake and request headers (default 10, or "
+                        "$STORAGENODE_EXPORTER_WEB_READ_HEADER_TIMEOUT)")
+    _logging_flags(parser)
 
 
 def serve_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="storagenode-exporter",
         description="Prometheus exporter for Storj storagenodes (logs and node API). "
-        "Other commands: report, demo, backfill (see `storagenode-exporter COMMAND --help`).",
+        "Other commands: report, demo, backfill, check-config (see "
+        "`storagenode-exporter COMMAND --help`). SIGHUP re-reads --config and "
+        "--web.config.file.",
     )
-    p.add_argument("--version", action="version", version=__version__)
+    p.add_argument("--version", action=_Version)
     p.add_argument("--config", metavar="FILE", help="YAML config file (see docs/config.md)")
     p.add_argument(
         "--node", action="append", default=[], metavar="NAME:SOURCE",
@@ -82,28 +169,54 @@ def build_config(args: argparse.Namespace) -> Config:
         for node in config.nodes:
             node.from_start = True
     for attr in ("geoip_db", "state_file", "forwarder_token_file", "web_config_file",
-                 "listen_address"):
+                 "listen_address", "web_max_connections", "web_read_header_timeout"):
         value = getattr(args, attr, None)
         if value:
             setattr(config, attr, value)
+    if getattr(args, "telemetry_path", None):
+        config.metrics_path = check_telemetry_path(args.telemetry_path)
     if getattr(args, "include_wallet", False):
         config.include_wallet = True
     return config
 
 
-def run_exporter(config: Config, ready: threading.Event | None = None) -> int:
-    """Build and run until SIGTERM/SIGINT."""
+def run_exporter(config: Config, ready: threading.Event | None = None,
+                 reread=None) -> int:
+    """Build and run until SIGTERM/SIGINT; on SIGHUP apply `reread()` (a fresh Config from
+    the same flags and files). A config that does not load keeps the running one."""
     from exporter.app import Exporter
 
     exporter = Exporter(config)
     exporter.build()
-    stop = threading.Event()
+    wake = threading.Event()
+    pending: list[str] = []
+
+    def signalled(signum, _frame) -> None:
+        pending.append("hup" if signum == getattr(signal, "SIGHUP", None) else "stop")
+        wake.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, signalled)
+    if reread is not None and hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signalled)
     exporter.start()
     if ready is not None:
         ready.set()
-    stop.wait()
+    while True:
+        wake.wait()
+        wake.clear()
+        if "stop" in pending:
+            break
+        while pending:
+            pending.pop()
+            try:
+                exporter.reload(reread())
+            except ConfigError as exc:
+                log.error("reload failed, still running the previous config: %s",
+                          "; ".join(exc.problems))
+            except Exception as exc:  # never die on a reload
+                log.error("reload failed, still running the previous config: %s: %s",
+                          type(exc).__name__, exc)
     log.info("shutting down")
     exporter.stop()
     return 0
@@ -111,14 +224,61 @@ def run_exporter(config: Config, ready: threading.Event | None = None) -> int:
 
 def cmd_serve(argv: list[str]) -> int:
     args = serve_parser().parse_args(argv)
-    setup_logging(args.log_level)
-    return run_exporter(build_config(args))
+    setup_logging(args.log_level, args.log_format)
+    return run_exporter(build_config(args), reread=lambda: build_config(args))
+
+
+def _web_of(path: str) -> str | None:
+    """web.config_file of a config file that has other problems, so it is checked too."""
+    from exporter.config import load_yaml
+
+    try:
+        web = load_yaml(path, "config file").get("web")
+    except (ConfigError, AttributeError):
+        return None
+    value = web.get("config_file") if isinstance(web, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def cmd_check_config(argv: list[str]) -> int:
+    """Load a config file (and the web config it names) and list every problem: exit 0 or 2."""
+    p = Parser(prog="storagenode-exporter check-config",
+               description="Check a config file and the web config it names; prints every "
+               "problem, exits 0 when there is none and 2 otherwise.")
+    p.add_argument("--config", metavar="FILE", required=True)
+    p.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
+                   help="also check this web config (default: web.config_file of --config)")
+    args = p.parse_args(argv)
+    problems: list[str] = []
+    config = None
+    try:
+        config = load_file(args.config)
+    except ConfigError as exc:
+        problems += exc.problems
+    web = args.web_config_file or (config.web_config_file if config else _web_of(args.config))
+    if web:
+        from exporter.webconfig import load_web_config
+
+        try:
+            load_web_config(web)
+        except ConfigError as exc:
+            problems += exc.problems
+    if config is not None and not config.nodes:
+        problems.append(f"{args.config}: nodes: no nodes configured")
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"{args.config}: {len(problems)} problem(s)", file=sys.stderr)
+        return 2
+    print(f"{args.config}: OK, {len(config.nodes)} node(s)"
+          + (f", web config {web} OK" if web else ""))
+    return 0
 
 
 def cmd_report(argv: list[str]) -> int:
     from exporter import report
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="storagenode-exporter report",
         description="Read whole logs (plain, .gz, or docker:PATH) and print a success-rate "
         "table, or the Prometheus exposition with --format prometheus.",
@@ -163,7 +323,7 @@ def cmd_report(argv: list[str]) -> int:
 def cmd_demo(argv: list[str]) -> int:
     from exporter import demo
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="storagenode-exporter demo",
         description="Run the exporter against an embedded simulated node: a live synthetic "
         "log and a simulated dashboard API. Nothing to configure.",
@@ -172,9 +332,11 @@ def cmd_demo(argv: list[str]) -> int:
     p.add_argument("--dir", metavar="DIR", help="where the demo log is written (default: temp)")
     p.add_argument("--geoip-db", metavar="FILE",
                    help="your own GeoIP database instead of the bundled demo one")
+    p.add_argument("--api.port", dest="api_port", type=int, default=0, metavar="PORT",
+                   help="port of the simulated node API on 127.0.0.1 (default: a free one)")
     _common_web(p, DEFAULT_LISTEN)
     args = p.parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     return demo.run(args)
 
 
@@ -192,11 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in COMMANDS:
         argv = argv[1:]
     handler = {"serve": cmd_serve, "report": cmd_report, "demo": cmd_demo,
-               "backfill": cmd_backfill}[command]
+               "backfill": cmd_backfill, "check-config": cmd_check_config}[command]
     try:
         return handler(argv)
     except ConfigError as exc:
-        print(f"storagenode-exporter: error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"storagenode-exporter: error: {problem}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 1

@@ -16,7 +16,12 @@ DEFAULT_LISTEN = "127.0.0.1:9184"
 
 
 class ConfigError(Exception):
-    """A setting is wrong; the message says which and where."""
+    """A setting is wrong; the message says which and where. `problems` lists every one
+    found (check-config prints them all; the message is their lines)."""
+
+    def __init__(self, problem: str | list[str]) -> None:
+        self.problems = [problem] if isinstance(problem, str) else list(problem)
+        super().__init__("\n".join(self.problems))
 
 
 @dataclass
@@ -43,6 +48,9 @@ class Config:
     include_wallet: bool = False
     pairing_timeout: float = 3600.0
     poll_interval: float = 0.1
+    metrics_path: str = "/metrics"
+    web_max_connections: int | None = None  # None: $STORAGENODE_EXPORTER_WEB_MAX_CONNECTIONS
+    web_read_header_timeout: float | None = None  # or the environment, see exporter/http.py
 
     def node(self, name: str) -> NodeConfig:
         """The node called `name`, created if it is not configured yet."""
@@ -63,13 +71,24 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     return problem
 
 
-def _check_keys(where: str, data: Any, known: set[str]) -> dict:
+def child(where: str, key: Any) -> str:
+    """`file` + key -> `file: key`; `file: a` + key -> `file: a.key`."""
+    return f"{where}.{key}" if ": " in where else f"{where}: {key}"
+
+
+def _check_keys(where: str, data: Any, known: set[str],
+                problems: list[str] | None = None) -> dict:
+    """`data` as a mapping with only `known` keys. With `problems`, every unknown key is
+    appended there (and left out of the result) instead of raising on the first."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    for key in data:
-        if key not in known:
-            raise ConfigError(f"{where}.{key}: unknown key (known: {', '.join(sorted(known))})")
-    return data
+    unknown = [key for key in data if key not in known]
+    for key in unknown:
+        problem = f"{child(where, key)}: unknown key (known: {', '.join(sorted(known))})"
+        if problems is None:
+            raise ConfigError(problem)
+        problems.append(problem)
+    return {k: v for k, v in data.items() if k in known}
 
 
 def _typed(where: str, value: Any, kind: type | tuple[type, ...], name: str) -> Any:
@@ -86,109 +105,201 @@ def validate_node_name(name: str, where: str) -> str:
     return name
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that records duplicate mapping keys (PyYAML keeps the last one silently,
+    so a second `nodes:` would drop the first list)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            try:
+                key = self.construct_object(key_node, deep=True)
+                hash(key)
+            except (TypeError, yaml.YAMLError):
+                continue
+            if key in seen:
+                self.duplicates.append(
+                    f"duplicate key {key!r} at line {key_node.start_mark.line + 1} "
+                    f"(first at line {seen[key] + 1})")
+            else:
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str, what: str) -> Any:
-    """A YAML file's data; ConfigError with one line naming the file if it cannot be had."""
+    """A YAML file's data; ConfigError naming the file (one line per problem) if it cannot
+    be had or has duplicate keys."""
     try:
         with open(path, encoding="utf-8") as fh:
-            return yaml.safe_load(fh) or {}
+            loader = _StrictLoader(fh)
+            loader.duplicates = []
+            try:
+                data = loader.get_single_data()
+            finally:
+                loader.dispose()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from exc
+    if loader.duplicates:
+        raise ConfigError([f"{path}: {d}" for d in loader.duplicates])
+    return data or {}
+
+
+TOP_KEYS = {"web", "nodes", "geoip", "state_file", "forwarder", "include_wallet",
+            "pairing_timeout", "poll_interval"}
+WEB_KEYS = {"listen_address", "config_file", "telemetry_path", "max_connections",
+            "read_header_timeout"}
+GEOIP_KEYS = {"database", "precision", "window"}
+FORWARDER_KEYS = {"token_file"}
+NODE_KEYS = {"name", "log", "api", "api_intervals", "api_timeouts", "from_start", "forwarder"}
+NODE_FORWARDER_KEYS = {"token_file", "tls_ca_file", "tls_cert_file", "tls_key_file",
+                       "tls_server_name", "tls_insecure_skip_verify"}
+
+
+def _positive(where: str, value: Any, kind: type = float) -> float:
+    """A number > 0 (an int when `kind` is int)."""
+    if kind is int:
+        number = _typed(where, value, int, "a positive whole number")
+    else:
+        number = _typed(where, value, (int, float), "seconds")
+    if not number > 0 or number != number or number == float("inf"):
+        raise ConfigError(f"{where}: must be positive, got {number}")
+    return kind(number)
+
+
+def check_telemetry_path(value: str, where: str = "--web.telemetry-path") -> str:
+    if not value.startswith("/") or value in ("/", "/healthz", "/api/status") or any(
+            c.isspace() or c in "?#" for c in value):
+        raise ConfigError(f"{where}: expected a path like /metrics (not /, /healthz or "
+                          f"/api/status), got {value!r}")
+    return value
 
 
 def load_file(path: str, config: Config | None = None) -> Config:
-    """Read a YAML config file into `config` (a fresh Config by default)."""
+    """Read a YAML config file into `config` (a fresh Config by default). Every problem of
+    the file is collected; the ConfigError lists them all."""
     config = config or Config()
-    data = load_yaml(path, "config file")
-    top = _check_keys(path, data, {"web", "nodes", "geoip", "state_file", "forwarder",
-                                    "include_wallet", "pairing_timeout", "poll_interval"})
-    if "web" in top:
-        web = _check_keys(f"{path}: web", top["web"], {"listen_address", "config_file"})
-        if "listen_address" in web:
-            config.listen_address = _typed(f"{path}: web.listen_address", web["listen_address"],
-                                           str, "HOST:PORT")
-        if "config_file" in web:
-            config.web_config_file = _typed(f"{path}: web.config_file", web["config_file"],
-                                            str, "a file path")
-    if "geoip" in top:
-        geo = _check_keys(f"{path}: geoip", top["geoip"], {"database", "precision", "window"})
-        if "database" in geo:
-            config.geoip_db = _typed(f"{path}: geoip.database", geo["database"], str, "a path")
-        if "precision" in geo:
-            precision = _typed(f"{path}: geoip.precision", geo["precision"], int, "1 to 4")
-            if not 1 <= precision <= 4:
-                raise ConfigError(f"{path}: geoip.precision: expected 1 to 4, got {precision}")
-            config.geohash_precision = precision
-        if "window" in geo:
-            config.geo_window = float(_typed(f"{path}: geoip.window", geo["window"],
-                                             (int, float), "seconds"))
+    problems: list[str] = []
+
+    def attempt(fn, *args):
+        try:
+            return fn(*args)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            return None
+
+    top = _check_keys(path, load_yaml(path, "config file"), TOP_KEYS, problems)
+    sections = {
+        "web": (WEB_KEYS, _load_web), "geoip": (GEOIP_KEYS, _load_geoip),
+        "forwarder": (FORWARDER_KEYS, _load_forwarder),
+    }
+    for name, (known, load) in sections.items():
+        if name in top:
+            data = attempt(_check_keys, f"{path}: {name}", top[name], known, problems)
+            for key, value in (data or {}).items():
+                attempt(load, config, f"{path}: {name}.{key}", key, value)
     if "state_file" in top:
-        config.state_file = _typed(f"{path}: state_file", top["state_file"], str, "a path")
-    if "forwarder" in top:
-        fwd = _check_keys(f"{path}: forwarder", top["forwarder"], {"token_file"})
-        if "token_file" in fwd:
-            config.forwarder_token_file = _typed(f"{path}: forwarder.token_file",
-                                                 fwd["token_file"], str, "a path")
+        config.state_file = attempt(_typed, f"{path}: state_file", top["state_file"], str,
+                                    "a path")
     for key in ("pairing_timeout", "poll_interval"):
         if key in top:
-            value = _typed(f"{path}: {key}", top[key], (int, float), "seconds")
-            if value <= 0:
-                raise ConfigError(f"{path}: {key}: must be positive, got {value}")
-            setattr(config, key, float(value))
+            value = attempt(_positive, f"{path}: {key}", top[key])
+            if value is not None:
+                setattr(config, key, value)
     if "include_wallet" in top:
-        config.include_wallet = _typed(f"{path}: include_wallet", top["include_wallet"], bool,
-                                       "true or false")
+        value = attempt(_typed, f"{path}: include_wallet", top["include_wallet"], bool,
+                        "true or false")
+        config.include_wallet = bool(value)
     nodes = top.get("nodes", [])
     if not isinstance(nodes, list):
-        raise ConfigError(f"{path}: nodes: expected a list of nodes")
+        problems.append(f"{path}: nodes: expected a list of nodes")
+        nodes = []
     for i, raw in enumerate(nodes):
-        where = f"{path}: nodes[{i}]"
-        item = _check_keys(where, raw, {"name", "log", "api", "api_intervals", "api_timeouts",
-                                        "from_start", "forwarder"})
-        if "name" not in item:
-            raise ConfigError(f"{where}.name: missing (every node needs a name)")
-        name = validate_node_name(_typed(f"{where}.name", item["name"], str, "a string"),
-                                  f"{where}.name")
-        if any(n.name == name for n in config.nodes):
-            raise ConfigError(f"{where}.name: node {name!r} is configured twice")
-        node = config.node(name)
-        if "log" in item:
-            node.log = _typed(f"{where}.log", item["log"], str, "a log source")
-            check_source(node.log, f"{where}.log")
-        if "api" in item:
-            node.api = _typed(f"{where}.api", item["api"], str, "a URL")
-            check_url(node.api, f"{where}.api")
-        for key in ("api_intervals", "api_timeouts"):
-            if key in item:
-                setattr(node, key, _endpoint_seconds(f"{where}.{key}", item[key]))
-        if "from_start" in item:
-            node.from_start = _typed(f"{where}.from_start", item["from_start"], bool,
-                                     "true or false")
-        if "forwarder" in item:
-            node.forwarder = dict(_check_keys(
-                f"{where}.forwarder", item["forwarder"],
-                {"token_file", "tls_ca_file", "tls_cert_file", "tls_key_file",
-                 "tls_server_name", "tls_insecure_skip_verify"},
-            ))
-            for key, value in node.forwarder.items():  # strict: 'no' is not false
-                flag = key == "tls_insecure_skip_verify"
-                _typed(f"{where}.forwarder.{key}", value, bool if flag else str,
-                       "true or false" if flag else "a string")
+        attempt(_load_node, config, f"{path}: nodes[{i}]", raw, problems)
+    if problems:
+        raise ConfigError(problems)
     return config
 
 
-def _endpoint_seconds(where: str, data: Any) -> dict[str, float]:
+def _load_web(config: Config, where: str, key: str, value: Any) -> None:
+    if key == "listen_address":
+        config.listen_address = _typed(where, value, str, "HOST:PORT")
+        parse_listen_address(config.listen_address, where)
+    elif key == "config_file":
+        config.web_config_file = _typed(where, value, str, "a file path")
+    elif key == "telemetry_path":
+        config.metrics_path = check_telemetry_path(_typed(where, value, str, "a path"), where)
+    elif key == "max_connections":
+        config.web_max_connections = int(_positive(where, value, int))
+    elif key == "read_header_timeout":
+        config.web_read_header_timeout = _positive(where, value)
+
+
+def _load_geoip(config: Config, where: str, key: str, value: Any) -> None:
+    if key == "database":
+        config.geoip_db = _typed(where, value, str, "a path")
+    elif key == "precision":
+        precision = _typed(where, value, int, "1 to 4")
+        if not 1 <= precision <= 4:
+            raise ConfigError(f"{where}: expected 1 to 4, got {precision}")
+        config.geohash_precision = precision
+    elif key == "window":
+        config.geo_window = _positive(where, value)
+
+
+def _load_forwarder(config: Config, where: str, key: str, value: Any) -> None:
+    config.forwarder_token_file = _typed(where, value, str, "a path")
+
+
+def _load_node(config: Config, where: str, raw: Any, problems: list[str]) -> None:
+    item = _check_keys(where, raw, NODE_KEYS, problems)
+    if "name" not in item:
+        problems.append(f"{where}.name: missing (every node needs a name)")
+        return
+    name = validate_node_name(_typed(f"{where}.name", item["name"], str, "a string"),
+                              f"{where}.name")
+    if any(n.name == name for n in config.nodes):
+        raise ConfigError(f"{where}.name: node {name!r} is configured twice")
+    node = config.node(name)
+    for key, value in item.items():
+        try:
+            _load_node_key(node, f"{where}.{key}", key, value, problems)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+
+
+def _load_node_key(node: NodeConfig, where: str, key: str, value: Any,
+                   problems: list[str]) -> None:
+    if key == "log":
+        node.log = check_source(_typed(where, value, str, "a log source"), where)
+    elif key == "api":
+        node.api = check_url(_typed(where, value, str, "a URL"), where)
+    elif key in ("api_intervals", "api_timeouts"):
+        setattr(node, key, _endpoint_seconds(where, value, problems))
+    elif key == "from_start":
+        node.from_start = _typed(where, value, bool, "true or false")
+    elif key == "forwarder":
+        node.forwarder = dict(_check_keys(where, value, NODE_FORWARDER_KEYS, problems))
+        for name, item in node.forwarder.items():  # strict: 'no' is not false
+            flag = name == "tls_insecure_skip_verify"
+            try:
+                _typed(f"{where}.{name}", item, bool if flag else str,
+                       "true or false" if flag else "a string")
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+
+
+def _endpoint_seconds(where: str, data: Any, problems: list[str]) -> dict[str, float]:
     """`{endpoint: seconds}` for the node API poller (exporter/nodeapi/poller.py)."""
     from exporter.nodeapi.poller import ENDPOINTS
 
-    data = _check_keys(where, data, set(ENDPOINTS))
     result = {}
-    for key, value in data.items():
-        seconds = _typed(f"{where}.{key}", value, (int, float), "seconds")
-        if seconds <= 0:
-            raise ConfigError(f"{where}.{key}: must be positive, got {seconds}")
-        result[key] = float(seconds)
+    for key, value in _check_keys(where, data, set(ENDPOINTS), problems).items():
+        try:
+            result[key] = _positive(f"{where}.{key}", value)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     return result
 
 

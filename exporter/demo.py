@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 
-from exporter.config import Config, NodeConfig
+from exporter.config import Config, ConfigError, NodeConfig, check_telemetry_path
 
 log = logging.getLogger("exporter.demo")
 
@@ -41,6 +41,23 @@ class LiveLogWriter(threading.Thread):
                 self.stop_event.wait(1.0)
 
 
+def next_steps(config: Config, tls: bool) -> list[str]:
+    """The demo's last lines: what to open next."""
+    from exporter.config import parse_listen_address
+
+    host, port = parse_listen_address(config.listen_address)
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    base = f"{'https' if tls else 'http'}://{f'[{host}]' if ':' in host else host}:{port}"
+    return [
+        f"open the status page: {base}/",
+        f"the metrics Prometheus scrapes: {base}{config.metrics_path}",
+        "Grafana with the dashboards, Prometheus and the alerts: docker compose --profile "
+        "demo up -d, then http://127.0.0.1:3000 (admin/admin without .env; it runs its own "
+        "demo exporter on 127.0.0.1:9184, so stop this one first)",
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     from exporter.app import Exporter
     from exporter.geo.demo import DEMO_NETWORKS, demo_database_path
@@ -51,7 +68,10 @@ def run(args: argparse.Namespace) -> int:
     path = os.path.join(directory, "node.log")
     open(path, "a").close()
     stop = threading.Event()
-    api = SimulatedNodeApi(version="v1.146")
+    try:
+        api = SimulatedNodeApi(version="v1.146", port=args.api_port)
+    except OSError as exc:
+        raise ConfigError(f"--api.port {args.api_port}: {exc.strerror}") from exc
     api.start()
     writer = LiveLogWriter(path, args.rate, stop, [n[0] for n in DEMO_NETWORKS])
     config = Config(
@@ -59,16 +79,24 @@ def run(args: argparse.Namespace) -> int:
         listen_address=args.listen_address,
         web_config_file=args.web_config_file,
         geoip_db=args.geoip_db or demo_database_path(),
+        metrics_path=check_telemetry_path(args.telemetry_path or "/metrics"),
+        web_max_connections=args.web_max_connections,
+        web_read_header_timeout=args.web_read_header_timeout,
     )
     exporter = Exporter(config)
-    exporter.build()
+    try:
+        exporter.build()
+    except ConfigError:
+        api.stop()
+        raise
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     exporter.start()
     writer.start()
     log.info("demo node writes %s at %.0f lines/s; simulated node API at %s",
              path, args.rate, api.url)
-    log.info("metrics: http://%s/metrics", args.listen_address)
+    for line in next_steps(config, exporter.web is not None and exporter.web.tls is not None):
+        log.info("%s", line)
     stop.wait()
     log.info("shutting down")
     exporter.stop()

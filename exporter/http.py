@@ -1,4 +1,4 @@
-"""The HTTP side: landing page, /metrics and /healthz, served so no client can stall it.
+"""The HTTP side: status page, /metrics and /healthz, served so no client can stall it.
 
 The server is the stdlib's (wsgiref, one thread per connection) with the limits it lacks:
 - the TLS handshake runs in the connection's thread, not in the accepting one, so a socket
@@ -17,7 +17,7 @@ set through the environment (seconds, count) for tests or unusual setups.
 from __future__ import annotations
 
 import contextlib
-import html
+import json
 import logging
 import os
 import socket
@@ -29,7 +29,6 @@ from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from exporter import __version__
 from exporter.config import ConfigError, is_loopback, parse_listen_address
 from exporter.webconfig import BasicAuth, WebConfig, load_web_config
 
@@ -44,33 +43,30 @@ WRITE_TIMEOUT = 60.0  # from the end of the headers to the end of the response
 MAX_CONNECTIONS = 64
 REPORT_EVERY = 60.0  # at most one log line a minute about cut-off clients
 
-LANDING = """<!DOCTYPE html>
-<html><head><title>storagenode-exporter</title></head>
-<body>
-<h1>storagenode-exporter {version}</h1>
-<p>Prometheus exporter for Storj storagenodes: log and node API metrics.</p>
-<ul><li><a href="metrics">Metrics</a></li><li><a href="healthz">Health</a></li></ul>
-<h2>Nodes</h2>
-<ul>{nodes}</ul>
-</body></html>
-"""
 _TEXT = ("Content-Type", "text/plain; charset=utf-8")
 
 
-def make_app(registry: CollectorRegistry, nodes: list[str], web: WebConfig | None = None):
-    """WSGI app: `/` landing page, `/metrics`, `/healthz`.
+def make_app(registry: CollectorRegistry, status=None, web: WebConfig | None = None, *,
+             metrics_path: str = "/metrics"):
+    """WSGI app: `/` status page, `/api/status` (the same as JSON), the metrics, `/healthz`.
 
-    `/healthz` answers to anyone (it says "ok" and nothing else), so a container health check
-    works with auth on; everything else needs the basic-auth credentials when configured.
+    `status` is an exporter.status.Status (None: a page without nodes). `/healthz` answers to
+    anyone (it says "ok" and nothing else), so a container health check works with auth on;
+    everything else needs the basic-auth credentials when configured.
     """
+    from exporter import statuspage
+
     metrics = make_wsgi_app(registry)
     auth = BasicAuth(web.users) if web and web.users else None
     limit = web.rate_limit if web else None
     extra = list(web.headers) if web else []
-    page = LANDING.format(
-        version=__version__,
-        nodes="".join(f"<li>{html.escape(n)}</li>" for n in nodes) or "<li>(none)</li>",
-    ).encode()
+
+    def document() -> dict:
+        if status is not None:
+            return status.document()
+        from exporter.status import empty_document
+
+        return empty_document(metrics_path)
 
     def routes(environ, start_response):
         path = environ.get("PATH_INFO", "/")
@@ -84,11 +80,18 @@ def make_app(registry: CollectorRegistry, nodes: list[str], web: WebConfig | Non
             start_response("401 Unauthorized", [
                 ("WWW-Authenticate", 'Basic realm="storagenode-exporter"'), _TEXT])
             return [b"Unauthorized\n"]
-        if path == "/metrics":
+        if path == metrics_path:
             return metrics(environ, start_response)
         if path in ("/", ""):
-            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+            page = statuspage.render(document())
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
+                                      ("Cache-Control", "no-store")])
             return [page]
+        if path == "/api/status":
+            body = json.dumps(document(), indent=1).encode() + b"\n"
+            start_response("200 OK", [("Content-Type", "application/json"),
+                                      ("Cache-Control", "no-store")])
+            return [body]
         start_response("404 Not Found", [_TEXT])
         return [b"Not Found\n"]
 
@@ -221,6 +224,12 @@ class _Handler(WSGIRequestHandler):
 class _Server(WSGIServer):
     """wsgiref's server, a thread per admitted connection, TLS per connection."""
 
+    def reconfigure(self, app, web: WebConfig | None) -> None:
+        """A reloaded web config: new connections get its TLS context and the new app
+        (users, headers); connections under way finish with the old ones."""
+        self.tls, self.web = (web.tls if web else None), web
+        self.set_app(app)
+
     request_queue_size = 128
     daemon_threads = True
 
@@ -280,12 +289,14 @@ def _env_limit(name: str, default: float, kind: type) -> float:
     return value
 
 
-def serve(app, listen_address: str, web: WebConfig | None = None):
-    """Start the HTTP server in a daemon thread; returns (server, thread)."""
+def serve(app, listen_address: str, web: WebConfig | None = None, *,
+          max_connections: int | None = None, read_header_timeout: float | None = None):
+    """Start the HTTP server in a daemon thread; returns (server, thread). The limits
+    default to the environment, then to MAX_CONNECTIONS / READ_HEADER_TIMEOUT."""
     host, port = parse_listen_address(listen_address)
     connections = _Connections(
-        int(_env_limit(MAX_CONNECTIONS_ENV, MAX_CONNECTIONS, int)),
-        _env_limit(READ_HEADER_TIMEOUT_ENV, READ_HEADER_TIMEOUT, float),
+        max_connections or int(_env_limit(MAX_CONNECTIONS_ENV, MAX_CONNECTIONS, int)),
+        read_header_timeout or _env_limit(READ_HEADER_TIMEOUT_ENV, READ_HEADER_TIMEOUT, float),
     )
     try:
         httpd = _Server((host, port), web.tls if web else None, web, connections)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import re
 import ssl
 import subprocess
 import sys
@@ -199,3 +201,51 @@ def test_state_file_from_environment(tmp_path):
     wait_for(lambda: total(proc.samples(), "storagenode_log_lines_total") == 6, what="lines")
     proc.stop()
     assert state.exists() and '"n1"' in state.read_text()
+
+
+def test_version_like_node_exporter():
+    result = run("--version")
+    assert result.returncode == 0, result.stderr
+    first, *rest = result.stdout.splitlines()
+    assert re.fullmatch(r"storagenode-exporter, version \S+ \(revision: ([0-9a-f]{40}|unknown)\)",
+                        first), first
+    hotpath = "c" if NATIVE_SCAN is not None else "python"
+    assert any(re.fullmatch(rf"\s+hot path:\s+{hotpath}", line) for line in rest), rest
+    assert any("python version:" in line and sys.version.split()[0] in line for line in rest)
+
+
+@pytest.mark.parametrize("flag", ["--nod", "--node.", "--web.listen", "--from"])
+def test_no_prefix_abbreviations(flag):
+    result = run(flag, "a:/x")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert flag in lines[0] and "see 'storagenode-exporter --help'" in lines[0]
+
+
+def test_bad_flag_value_one_line_with_hint():
+    result = run("--node", "a:/x", "--web.max-connections", "0")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "--web.max-connections" in lines[0] and "--help" in lines[0]
+    demo = run("demo", "--api.prot", "1")
+    assert demo.returncode == 2 and "storagenode-exporter demo --help" in demo.stderr
+
+
+def test_log_format_json_and_telemetry_path(exporter_process):
+    proc = exporter_process("--node", f"n1:{FIXTURES / 'logs' / 'v1.80.log'}",
+                            "--log.format", "json", "--web.telemetry-path", "/prom",
+                            "--web.max-connections", "8", "--web.read-header-timeout", "3")
+    assert "storagenode_log_lines_total" in proc.get("/prom")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        proc.get("/metrics")
+    assert err.value.code == 404
+    assert 'href="prom"' in proc.get("/")
+    lines = [json.loads(line) for line in proc.stop().splitlines()]
+    assert lines and all({"ts", "level", "source", "msg"} <= set(d) for d in lines)
+    assert any(d["msg"].startswith("listening on 127.0.0.1:") for d in lines)
+
+
+def test_bad_telemetry_path_refused():
+    result = run("--node", "a:/x", "--web.telemetry-path", "/healthz")
+    assert result.returncode == 2 and "--web.telemetry-path" in result.stderr
