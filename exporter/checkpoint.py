@@ -594,6 +594,16 @@ class Checkpointer:
         self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
         self._thread.start()
 
+    def set_nodes(self, runners: Iterable, node_sources: dict[str, str | None]) -> None:
+        """A config reload (exporter/reload.py): save these nodes from now on; a removed
+        node's state leaves the file at the next save, as after a restart without it."""
+        with self._save_lock:
+            self.runners, self.node_sources = list(runners), dict(node_sources)
+            for name in set(self._fragments) - set(self.node_sources):
+                del self._fragments[name]
+                self._markers.pop(name, None)
+                self._dirty = True
+
     def stop(self) -> None:
         """Final save; call after the runners stopped so it holds their last batch."""
         self._stop.set()
