@@ -29,6 +29,7 @@ from exporter.geo import (
     geohash_encode,
 )
 from exporter.geo.demo import DEMO_NETWORKS, demo_database_path
+from exporter.geo.locator import _PRIVATE_NETS
 
 ROOT = Path(__file__).resolve().parents[1]
 GEO = ROOT / "tests" / "fixtures" / "geo"
@@ -622,3 +623,139 @@ def test_record_cost_microbenchmark(capsys):
             f"({len(addrs)} addresses); snapshot of {len(rec.snapshot(now)[0])} keys: "
             f"{snap * 1e6:.0f} us; cache {loc.cache_info()}"
         )
+
+
+# ---- the miss path: integer parsing, private ranges on ints, answers kept per network --------
+
+
+def reference_locate(reader, precision: int, ip_text: str) -> tuple[str, str]:
+    """What the locator answered before its miss path was made cheap: ipaddress objects, the
+    private networks one by one, a database lookup for every address."""
+    try:
+        ip = ipaddress.ip_address(ip_text)
+    except ValueError:
+        return ("unknown", "")
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in net for net in _PRIVATE_NETS):
+        return ("private", "")
+    try:
+        record = reader.get(ip)
+    except ValueError:
+        return ("unknown", "")
+    if not isinstance(record, dict):
+        return ("unknown", "")
+    country = record.get("country", {}).get("iso_code") if "country" in record else (
+        record.get("country_code"))
+    loc = record.get("location", record)
+    lat, lon = loc.get("latitude"), loc.get("longitude")
+    gh = geohash_encode(float(lat), float(lon), precision) if lat is not None and lon is not None \
+        else ""
+    return (country or "unknown", gh)
+
+
+def probe_addresses(path: str, seed: int) -> list[str]:
+    """Both ends of every network of the database and their neighbours, random addresses,
+    private-range edges and the other spellings, shuffled."""
+    import random
+
+    rng = random.Random(seed)
+    out: list[str] = []
+    with maxminddb.open_database(path) as reader:
+        for net, _ in reader:
+            first, last = int(net.network_address), int(net.broadcast_address)
+            top = 2**32 - 1 if net.version == 4 else 2**128 - 1
+            for n in (first - 1, first, (first + last) // 2, last, last + 1):
+                if 0 <= n <= top:
+                    out.append(str(ipaddress.ip_address(n) if net.version == 4
+                                   else ipaddress.IPv6Address(n)))
+    out += [str(ipaddress.IPv4Address(rng.getrandbits(32))) for _ in range(3000)]
+    out += [str(ipaddress.IPv6Address(rng.getrandbits(128))) for _ in range(300)]
+    out += [str(ipaddress.IPv6Address((0x2001 << 112) | rng.getrandbits(100)))
+            for _ in range(300)]
+    for net in _PRIVATE_NETS:
+        first, last = int(net.network_address), int(net.broadcast_address)
+        cls = ipaddress.IPv4Address if net.version == 4 else ipaddress.IPv6Address
+        out += [str(cls(n)) for n in (first - 1, first, last, last + 1)]
+    out += [f"::ffff:{a}" for a in out[:200] if "." in a and ":" not in a]
+    out += ["fe80::1%eth0", "01.2.3.4", "1.2.3.4 ", "1.2.3.4\x00", "\u0661.2.3.4", "::", "::ffff:1"]
+    rng.shuffle(out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "db", ["city", "country", "demo", "flat"],
+)
+def test_miss_path_answers_as_before(db, tmp_path):
+    """Every address answers what one database lookup per address answered, whatever the order
+    (so an answer kept for a network never leaks into a neighbouring network)."""
+    path = {
+        "city": CITY_TEST,
+        "country": COUNTRY_TEST,
+        "demo": str(demo_database_path()),
+        "flat": write_flat(tmp_path / "flat.mmdb", {
+            "81.2.69.0/24": ("GB", 51.5, -0.1), "81.2.70.0/23": ("FR", 48.8, 2.3),
+            "1.0.0.0/8": ("AU", -33.9, 151.2), "100.128.0.0/9": ("US", 40.7, -74.0),
+        }),
+    }[db]
+    with maxminddb.open_database(path) as reader:
+        for seed in (1, 2):
+            loc = GeoLocator(path, precision=3)
+            addresses = probe_addresses(path, seed)
+            for ip in addresses:
+                assert loc.locate(ip) == reference_locate(reader, 3, ip), ip
+
+
+class CountingReader:
+    """The real maxminddb reader, counting the lookups that reach it."""
+
+    def __init__(self, reader) -> None:
+        self.reader, self.calls = reader, 0
+
+    def get(self, ip):
+        self.calls += 1
+        return self.reader.get(ip)
+
+    def get_with_prefix_len(self, ip):
+        self.calls += 1
+        return self.reader.get_with_prefix_len(ip)
+
+
+def test_many_distinct_peers_reach_the_database_once_per_network():
+    """500k distinct peers must not mean 500k database lookups: one lookup answers the whole
+    /8, /16 or /24 its record covers (the many-peer case of issue 15)."""
+    import random
+
+    loc = GeoLocator(demo_database_path())
+    counting = loc._reader = CountingReader(loc._reader)
+    rng = random.Random(5)
+    ips = [str(ipaddress.IPv4Address(rng.getrandbits(32))) for _ in range(20_000)]
+    for cidr, *_ in DEMO_NETWORKS:  # and addresses inside the demo's networks
+        base = cidr.rsplit(".", 1)[0]
+        ips += [f"{base}.{h}" for h in range(1, 255, 7)]
+    for ip in ips:
+        loc.locate(ip)
+    assert loc.misses == len(set(ips))
+    assert counting.calls < 1_000, counting.calls
+    assert loc.db_lookups == counting.calls
+
+
+def test_network_answers_are_bounded_and_dropped_on_reload(tmp_path):
+    small = {f"45.1.{i}.0/24": ("US", 40.7, -74.0) for i in range(0, 256, 2)}
+    first = write_geoip2_city(tmp_path / "a.mmdb",
+                              {"203.0.0.0/16": ("DE", 50.1109, 8.6821), **small})
+    second = write_geoip2_city(tmp_path / "b.mmdb", {"203.0.0.0/16": ("JP", 35.6762, 139.6503)})
+    live = tmp_path / "GeoLite2-City.mmdb"
+    replace_atomically(first, live)
+    mono = FakeClock(0.0)
+    loc = GeoLocator(str(live), cache_size=64, check_interval=5.0, monotonic=mono)
+    assert loc.locate("203.0.1.1") == ("DE", "u0y")
+    assert loc.locate("203.0.200.9") == ("DE", "u0y")  # same /16: no database lookup
+    assert loc.db_lookups == 1
+    for i in range(256):  # 256 /24 networks (odd ones empty): each table stays <= cache_size
+        assert loc.locate(f"45.1.{i}.5") == (("US", "dr5") if i % 2 == 0 else ("unknown", ""))
+    assert loc.db_lookups == 257
+    assert all(len(table) <= 64 for table in (*loc._v4_nets, *loc._v6_nets))
+    replace_atomically(second, live)
+    mono.t = 5.0
+    assert loc.locate("203.0.77.7") == ("JP", "xn7")  # never seen: not the old /16 answer

@@ -16,6 +16,14 @@ Country-only databases give geohash "". Label values that are not places:
 * ``("private", "")`` private, loopback, link-local, CGNAT (100.64/10) and Docker-bridge
   (172.16/12) addresses, IPv4-mapped IPv6 included;
 * ``("unknown", "")`` not in the database, no country in the record, or not an IP address.
+
+A miss (an address not in the host cache) must stay cheap with hundreds of thousands of distinct
+peers: addresses are parsed with ``socket.inet_pton`` and checked for private ranges as integers
+(``ipaddress.ip_address`` alone took 2.6 us, ``ip in network`` 0.15 us a network), and the answer
+is also kept per database network: ``get_with_prefix_len`` says how wide the record's network is,
+and when it covers a whole /8, /16 or /24 (IPv6: /16, /32, /48) the bucket is stored under that
+prefix, so every later address in it costs three int-keyed dict lookups instead of a database
+lookup, record decoding and geohash encoding (a GeoLite2 City record decodes in ~18 us).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -54,6 +63,26 @@ _PRIVATE_NETS = tuple(
         "fc00::/7",
     )
 )
+#: the private networks as (network int, shift): an address n is inside when n >> shift == net
+_PRIVATE_V4 = tuple(
+    (int(n.network_address) >> (32 - n.prefixlen), 32 - n.prefixlen)
+    for n in _PRIVATE_NETS
+    if n.version == 4
+)
+_PRIVATE_V6 = tuple(
+    (int(n.network_address) >> (128 - n.prefixlen), 128 - n.prefixlen)
+    for n in _PRIVATE_NETS
+    if n.version == 6
+)
+#: first octets of the private IPv4 networks: any other address is public after one set lookup
+_PRIVATE_V4_FIRST = frozenset(
+    first
+    for n in _PRIVATE_NETS
+    if n.version == 4
+    for first in range(int(n.network_address) >> 24, (int(n.broadcast_address) >> 24) + 1)
+)
+_V4_MAPPED = 0xFFFF  # ::ffff:a.b.c.d >> 32
+_INET_PTON, _AF_INET, _AF_INET6 = socket.inet_pton, socket.AF_INET, socket.AF_INET6
 # keys a record of a geolocation database has in one of the two layouts
 _GEOIP2_KEYS = frozenset({"country", "registered_country", "continent", "location", "city"})
 _FLAT_KEYS = frozenset({"country_code", "latitude", "longitude"})
@@ -139,8 +168,14 @@ class GeoLocator:
         #: young generation: host part of a remote address ("1.2.3.4", "[2001:db8::1]") -> Bucket
         self.cache: dict[str, Bucket] = {}
         self._old: dict[str, Bucket] = {}
-        #: database lookups (cache misses) since start
+        #: host-cache misses since start (new or forgotten peers)
         self.misses = 0
+        #: per network: prefix -> Bucket for records covering a whole /8, /16, /24 (IPv4) or
+        #: /16, /32, /48 (IPv6); each dict holds at most cache_size entries (cleared when full)
+        self._v4_nets: tuple[dict[int, Bucket], ...] = ({}, {}, {})
+        self._v6_nets: tuple[dict[int, Bucket], ...] = ({}, {}, {})
+        #: lookups answered by the database itself (not by a cache)
+        self.db_lookups = 0
 
     # ---- public -------------------------------------------------------------------------
 
@@ -197,7 +232,12 @@ class GeoLocator:
         bucket = self._old.get(host)
         if bucket is None:
             self.misses += 1
-            bucket = self._resolve(host)
+            try:  # a dotted quad, parsed inline: this runs for every new peer
+                n = int.from_bytes(_INET_PTON(_AF_INET, host), "big")
+            except (OSError, ValueError):
+                bucket = self._resolve_other(host)
+            else:
+                bucket = self._resolve_v4(n, host)
         cache = self.cache
         if len(cache) >= self._generation:
             self._old = cache
@@ -206,11 +246,12 @@ class GeoLocator:
         return bucket
 
     def cache_info(self) -> dict[str, int]:
-        """Cache statistics: entries, maxsize, misses (database lookups)."""
+        """Cache statistics: entries, maxsize, misses (of the host cache), database lookups."""
         return {
             "entries": len(self.cache) + len(self._old),
             "maxsize": self.cache_size,
             "misses": self.misses,
+            "db_lookups": self.db_lookups,
         }
 
     # ---- internals ----------------------------------------------------------------------
@@ -243,6 +284,7 @@ class GeoLocator:
         self._failed_identity = None
         self.reloads += 1
         self.cache, self._old = {}, {}
+        self._v4_nets, self._v6_nets = ({}, {}, {}), ({}, {}, {})
         log.info(
             "GeoIP database %s reloaded (%s, built %s)",
             self.path,
@@ -251,35 +293,96 @@ class GeoLocator:
         )
         return True
 
-    def _resolve(self, host: str) -> Bucket:
+    def _resolve_other(self, host: str) -> Bucket:
+        """A host that is not a dotted quad: "[v6]", an odd spelling, or not an address."""
         if host.startswith("["):
             if not host.endswith("]"):
                 return self.ambiguous
             text = host[1:-1]
-        elif ":" in host:
+            try:
+                n = int.from_bytes(_INET_PTON(_AF_INET6, text), "big")
+            except (OSError, ValueError):
+                return self._resolve_slow(text)
+            if n >> 32 == _V4_MAPPED:
+                n &= 0xFFFFFFFF
+                return self._resolve_v4(n, f"{n >> 24}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}")
+            return self._resolve_v6(n, text)
+        if ":" in host:
             return self.ambiguous
-        else:
-            text = host
+        return self._resolve_slow(host)
+
+    def _resolve_slow(self, text: str) -> Bucket:
+        """What inet_pton refused: an IPv6 scope ("fe80::1%eth0") or not an address at all."""
         try:
             ip = ipaddress.ip_address(text)
         except ValueError:
             return self.unknown
         if ip.version == 6 and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
-        for net in _PRIVATE_NETS:
-            if ip in net:
+        if ip.version == 4:
+            return self._resolve_v4(int(ip), str(ip))
+        return self._resolve_v6(int(ip), str(ip))
+
+    def _resolve_v4(self, n: int, text: str) -> Bucket:
+        if n >> 24 in _PRIVATE_V4_FIRST:
+            for net, shift in _PRIVATE_V4:
+                if n >> shift == net:
+                    return self.private
+        n8, n16, n24 = self._v4_nets
+        bucket = n8.get(n >> 24)
+        if bucket is None:
+            bucket = n16.get(n >> 16)
+            if bucket is None:
+                bucket = n24.get(n >> 8)
+                if bucket is None:
+                    bucket, prefix_len = self._query(text)
+                    if prefix_len >= 0:
+                        self._store(n8, n16, n24, n, prefix_len, 32, bucket)
+        return bucket
+
+    def _resolve_v6(self, n: int, text: str) -> Bucket:
+        for net, shift in _PRIVATE_V6:
+            if n >> shift == net:
                 return self.private
+        n16, n32, n48 = self._v6_nets
+        bucket = n16.get(n >> 112)
+        if bucket is None:
+            bucket = n32.get(n >> 96)
+            if bucket is None:
+                bucket = n48.get(n >> 80)
+                if bucket is None:
+                    bucket, prefix_len = self._query(text)
+                    if prefix_len >= 0:
+                        self._store(n16, n32, n48, n, prefix_len, 128, bucket)
+        return bucket
+
+    def _store(self, wide: dict, mid: dict, narrow: dict, n: int, prefix_len: int, bits: int,
+               bucket: Bucket) -> None:
+        """Keep the bucket for the widest of the three prefixes its record's network covers."""
+        step = 8 if bits == 32 else 16
+        for level, table in enumerate((wide, mid, narrow), 1):
+            if prefix_len <= level * step:
+                if len(table) >= self.cache_size:
+                    table.clear()
+                table[n >> (bits - level * step)] = bucket
+                return
+
+    def _query(self, text: str) -> tuple[Bucket, int]:
+        """(bucket, prefix length of the record's network, -1 if it must not be reused)."""
+        self.db_lookups += 1
         try:
-            record = self._reader.get(ip)
+            record, prefix_len = self._reader.get_with_prefix_len(text)
         except ValueError:  # IPv6 address in an IPv4-only database
-            return self.unknown
+            return self.unknown, -1
         except InvalidDatabaseError as exc:  # corrupt data section
             self._lookup_errors += 1
             if self._lookup_errors == 1:
                 log.warning("GeoIP database %s: lookup of %s failed: %s", self.path, text, exc)
-            return self.unknown
+            return self.unknown, -1
+        if record is None:
+            return self.unknown, max(prefix_len, 0)
         if not isinstance(record, dict):
-            return self.unknown
+            return self.unknown, -1
         country, lat, lon = _fields(record)
         if not country:
             country = UNKNOWN
@@ -289,7 +392,7 @@ class GeoLocator:
                 geohash = geohash_encode(float(lat), float(lon), self.precision)
             except (TypeError, ValueError):
                 geohash = ""
-        return self.bucket(country, geohash)
+        return self.bucket(country, geohash), max(prefix_len, 0)
 
 
 def _fields(record: dict) -> tuple[str | None, object, object]:
