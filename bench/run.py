@@ -59,13 +59,15 @@ _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 # ---- log -----------------------------------------------------------------------------------
 
 
-def generate(lines: int, era: str, seed: int, started: bool) -> tuple[Path, dict]:
+def generate(lines: int, era: str, seed: int, started: bool,
+             peers: int = 4096) -> tuple[Path, dict]:
     """The benchmark log and the generator's own counts, generated once per parameter set."""
     make_out()
     # The generator's source is part of the cache key: a changed generator, a new log.
     sources = sorted((ROOT / "exporter" / "simulate" / "loggen").glob("*.py"))
     version = hashlib.sha256(b"".join(f.read_bytes() for f in sources)).hexdigest()[:8]
-    prefix = f"node-{era}-{lines}-s{seed}{'' if started else '-nostart'}"
+    prefix = (f"node-{era}-{lines}-s{seed}{'' if started else '-nostart'}"
+              f"{'' if peers == 4096 else f'-p{peers}'}")
     stem = f"{prefix}.{version}"
     log, counts = OUT / f"{stem}.log", OUT / f"{stem}.counts.json"
     if not (log.exists() and counts.exists()):
@@ -75,7 +77,8 @@ def generate(lines: int, era: str, seed: int, started: bool) -> tuple[Path, dict
         t0 = time.perf_counter()
         cmd = [sys.executable, "-m", "exporter.simulate.loggen", "--era", era,
                "--lines", str(lines),
-               "--seed", str(seed), "--counts", str(counts) + ".tmp", str(log) + ".tmp"]
+               "--seed", str(seed), "--peers", str(peers),
+               "--counts", str(counts) + ".tmp", str(log) + ".tmp"]
         if not started:
             cmd.insert(-1, "--no-started")
         subprocess.run(cmd, cwd=ROOT, check=True)
@@ -337,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--no-started", dest="started", action="store_false",
                     help="generate the log without `… started` lines")
+    ap.add_argument("--peers", type=int, default=4096,
+                    help="distinct client addresses in the log (bench/scale.py geo uses 4M)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--exporter-args", default="",
                     help='extra arguments for `report`, e.g. "--geoip-db X"')
@@ -347,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
 
     hot_path_note()
     busy_note()
-    log, counts = generate(args.lines, args.era, args.seed, args.started)
+    log, counts = generate(args.lines, args.era, args.seed, args.started, args.peers)
     size = log.stat().st_size
     warm(log)
 
