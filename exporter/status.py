@@ -157,7 +157,7 @@ class Status:
             with self._lock:
                 ring = self.rings.get(node.name)
                 bases = {w: ring.since(now, w) if ring else None
-                         for w in (RECENT, HOUR, AUDIT_FAILED_WINDOW)}
+                         for w in (RECENT, HOUR, AUDIT_FAILED_WINDOW, SILENT_SECONDS)}
             runner, sample = runners.get(node.name), current.get(node.name)
             entry: dict[str, Any] = {"name": node.name, "log": None, "api": None}
             if runner is not None and sample is not None:
@@ -186,7 +186,8 @@ def _log_part(spec, runner, sample: Sample, bases: dict, now: float) -> dict[str
     with runner.state.lock:
         newest = runner.state.last_timestamp
     when = TimestampCache()(newest) if newest else None
-    recent, hour, audit = (_delta(sample, bases[w]) for w in (RECENT, HOUR, AUDIT_FAILED_WINDOW))
+    recent, hour, audit, silent = (_delta(sample, bases[w]) for w in
+                                   (RECENT, HOUR, AUDIT_FAILED_WINDOW, SILENT_SECONDS))
     actions: dict[str, dict[str, Any]] = {}
     for (action, result), count in sorted(hour["transfers"].items()):
         row = actions.setdefault(action, {"success": 0, "failed": 0, "canceled": 0, "total": 0})
@@ -202,6 +203,9 @@ def _log_part(spec, runner, sample: Sample, bases: dict, now: float) -> dict[str
         "hour": {"window_seconds": hour["window_seconds"], "lines": hour["lines"],
                  "unparsed": hour["unparsed"], "actions": actions},
         "audits_failed_10m": audit["transfers"].get(("GET_AUDIT", "failed"), 0),
+        # StoragenodeLogSilent: no line read in 30 minutes (known once the ring covers them)
+        "silent": silent["window_seconds"] >= SILENT_SECONDS - 2 * SAMPLE_EVERY
+        and silent["lines"] + silent["unparsed"] == 0,
         "total": {"lines": sample.lines, "unparsed": sample.unparsed},
     }
 
@@ -295,13 +299,12 @@ def alerts_of(entry: dict[str, Any]) -> list[dict[str, str]]:
                 _alert(out, "StoragenodeDiskAlmostFull", severity,
                        f"{disk['free_ratio']:.1%} of the allocation free", "disk")
     if logp is not None:
-        age = logp["newest_line_age_seconds"]
         if not logp["up"]:
             _alert(out, "StoragenodeLogSilent", "warning", "the log source is not readable",
                    "log")
-        elif age is None or age >= SILENT_SECONDS:
+        elif logp.get("silent"):
             _alert(out, "StoragenodeLogSilent", "warning",
-                   f"no log line for {SILENT_SECONDS / 60:.0f} minutes", "log")
+                   f"no log line read for {SILENT_SECONDS / 60:.0f} minutes", "log")
         if logp["audits_failed_10m"] > 0:
             _alert(out, "StoragenodeAuditFailed", "critical",
                    f"{logp['audits_failed_10m']} failed audit(s) in 10 minutes", "audit")

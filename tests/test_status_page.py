@@ -90,6 +90,10 @@ def test_alert_conditions_are_named_and_highlighted():
     assert '<tr class="critical"><th>lowest score</th>' in page
     assert '<tr class="critical"><th>disk used</th>' in page
     assert "<tr class=warning><td>GET</td>" in page
+    silent = _node()
+    silent["log"]["silent"] = True
+    assert ("StoragenodeLogSilent", "warning") in {
+        (a["alert"], a["severity"]) for a in st.alerts_of(silent)}
     quiet = _node(scores=[], disk=None, lowest_score=None)
     quiet["log"]["audits_failed_10m"] = 0
     quiet["log"]["hour"]["actions"]["GET"].update(total=99)  # below the traffic guard
@@ -115,6 +119,28 @@ def test_ring_keeps_an_hour_and_samples_at_most_every_gap():
     assert len(ring.samples) <= (st.HOUR + 2 * st.SAMPLE_EVERY) / st.SAMPLE_GAP + 1
     base = ring.since(7199.0, st.HOUR)
     assert 7199 - base.at <= st.HOUR
+
+
+def test_log_silent_needs_half_an_hour_without_lines():
+    class State:
+        import threading
+        lock = threading.Lock()
+        lines, unparsed, transfers, last_timestamp = {"info": 5}, 0, {}, ""
+
+    class Runner:
+        name, state = "n1", State()
+        source = type("S", (), {"stats": type("T", (), {"up": True})()})()
+
+    ring = st.Ring()
+    for t in range(0, 2000, 30):
+        ring.add(st.read_counters(State, float(t)))
+    sample = st.read_counters(State, 2000.0)
+    bases = {w: ring.since(2000.0, w) for w in (st.RECENT, st.HOUR, st.AUDIT_FAILED_WINDOW,
+                                                st.SILENT_SECONDS)}
+    assert st._log_part("/x", Runner, sample, bases, 2000.0)["silent"] is True
+    young = {w: ring.since(100.0, w) for w in bases}
+    assert st._log_part("/x", Runner, st.read_counters(State, 100.0), young, 100.0)[
+        "silent"] is False
 
 
 def _chromium(url: str, *extra: str, tmp: Path) -> subprocess.CompletedProcess:
