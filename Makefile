@@ -22,7 +22,7 @@ demo: $(BIN)/storagenode-exporter
 ## test: lint and run the whole test suite
 test: $(BIN)/storagenode-exporter
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider
 
 lint: $(BIN)/storagenode-exporter
 	$(BIN)/ruff check .
@@ -36,11 +36,13 @@ fuzz: $(BIN)/storagenode-exporter
 	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
 
 ## deps-debian: the real Prometheus, Alertmanager, mtail, openssl and Chromium (the status
-## page test) the tests run, and clang with its sanitizer runtimes for the fuzz build (root)
+## page test) the tests run, clang with its sanitizer runtimes for the fuzz build, and a
+## Docker engine, debootstrap and docker-compose for the image and stack tests (root)
 deps-debian:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		prometheus prometheus-alertmanager mtail openssl chromium clang libclang-rt-dev
+		prometheus prometheus-alertmanager mtail openssl chromium clang libclang-rt-dev \
+		docker.io debootstrap docker-compose
 
 clean:
 	rm -rf $(VENV) build *.egg-info fuzz/build
