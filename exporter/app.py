@@ -43,6 +43,10 @@ def make_source(node: NodeConfig, config: Config, resume: dict | None = None) ->
     spec = node.log or ""
     if spec == "-":
         return StdinSource()
+    if spec == "otlp":
+        from exporter.sources.otlp import OtlpSource
+
+        return OtlpSource(node.name)
     if spec.startswith("tcp://"):
         try:
             from exporter.sources.forwarder import ForwarderSource
@@ -53,6 +57,10 @@ def make_source(node: NodeConfig, config: Config, resume: dict | None = None) ->
                   poll_interval=config.poll_interval)
     if spec.startswith("docker:"):
         return DockerJsonSource(spec[len("docker:"):], **common)
+    if spec.startswith("docker-name:"):
+        from exporter.sources.dockername import DockerNameSource
+
+        return DockerNameSource(spec[len("docker-name:"):], config.docker_data_root, **common)
     return FileSource(spec, **common)
 
 
@@ -70,7 +78,9 @@ def _api_key(node: NodeConfig, config: Config) -> tuple:
 
 #: settings a reload cannot change in a running process (the log line says so)
 RESTART_ONLY = ("listen_address", "geoip_db", "geohash_precision", "geo_window", "state_file",
-                "metrics_path", "web_max_connections", "web_read_header_timeout")
+                "metrics_path", "web_max_connections", "web_read_header_timeout",
+                "otlp_listen_address", "otlp_node_attribute", "otlp_web_config_file",
+                "docker_data_root")
 
 
 @dataclass
@@ -170,6 +180,9 @@ class Exporter:
         if getattr(self, "checkpointer", None) is not None:  # saved counters in before serving
             self.checkpointer.start(self.runners, self.registry)
         self.status.start()
+        from exporter import otlp
+
+        self.otlp = otlp.start(self.config, self.registry)  # before the runners: none missed
         self.httpd, _ = serve(self._make_app(self.web), self.config.listen_address, self.web,
                               max_connections=self.config.web_max_connections,
                               read_header_timeout=self.config.web_read_header_timeout)
@@ -194,6 +207,8 @@ class Exporter:
 
     def stop(self) -> None:
         self.status.stop()
+        if getattr(self, "otlp", None) is not None:
+            self.otlp.shutdown()
         for poller in self.pollers:
             poller.stop()
         for runner in self.runners:

@@ -136,8 +136,9 @@ def serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="YAML config file (see docs/config.md)")
     p.add_argument(
         "--node", action="append", default=[], metavar="NAME:SOURCE",
-        help="a node's log: a file path, docker:PATH (json-file log), tcp://HOST:PORT "
-        "(forwarder) or - (stdin); repeatable",
+        help="a node's log: a file path, docker:PATH (json-file log), docker-name:NAME "
+        "(a container followed across recreation), tcp://HOST:PORT (forwarder), otlp "
+        "(OTLP/HTTP, see --otlp.listen-address) or - (stdin); repeatable",
     )
     p.add_argument("--api", action="append", default=[], metavar="NAME=URL",
                    help="a node's dashboard API, e.g. node1=http://127.0.0.1:14002; repeatable")
@@ -152,6 +153,16 @@ def serve_parser() -> argparse.ArgumentParser:
                    help="shared token for tcp:// forwarder sources")
     p.add_argument("--include-wallet", action="store_true",
                    help="add the payout wallet address to storagenode_info")
+    p.add_argument("--otlp.listen-address", dest="otlp_listen_address", metavar="HOST:PORT",
+                   help="OTLP/HTTP log listener for NAME:otlp nodes (default 127.0.0.1:4318; "
+                   "beyond loopback only with --otlp.web.config.file auth)")
+    p.add_argument("--otlp.node-attribute", dest="otlp_node_attribute", metavar="KEY",
+                   help="resource attribute naming the node (default service.instance.id; "
+                   "POST /v1/logs/NAME names it by path instead)")
+    p.add_argument("--otlp.web.config.file", dest="otlp_web_config_file", metavar="FILE",
+                   help="web config (TLS, basic auth) of the OTLP listener")
+    p.add_argument("--docker.data-root", dest="docker_data_root", metavar="DIR",
+                   help="Docker data root for docker-name:NAME (default /var/lib/docker)")
     _common_web(p, None)
     return p
 
@@ -169,7 +180,9 @@ def build_config(args: argparse.Namespace) -> Config:
         for node in config.nodes:
             node.from_start = True
     for attr in ("geoip_db", "state_file", "forwarder_token_file", "web_config_file",
-                 "listen_address", "web_max_connections", "web_read_header_timeout"):
+                 "listen_address", "web_max_connections", "web_read_header_timeout",
+                 "otlp_listen_address", "otlp_node_attribute", "otlp_web_config_file",
+                 "docker_data_root"):
         value = getattr(args, attr, None)
         if value:
             setattr(config, attr, value)

@@ -7,12 +7,14 @@ flag), e.g. `exporter.yml: nodes[1].lgo: unknown key (known: api, from_start, lo
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 DEFAULT_LISTEN = "127.0.0.1:9184"
+DOCKER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")  # Docker's own rule for names
 
 
 class ConfigError(Exception):
@@ -51,6 +53,10 @@ class Config:
     metrics_path: str = "/metrics"
     web_max_connections: int | None = None  # None: $STORAGENODE_EXPORTER_WEB_MAX_CONNECTIONS
     web_read_header_timeout: float | None = None  # or the environment, see exporter/http.py
+    otlp_listen_address: str | None = None  # exporter/otlp (default 127.0.0.1:4318)
+    otlp_node_attribute: str = "service.instance.id"
+    otlp_web_config_file: str | None = None
+    docker_data_root: str = "/var/lib/docker"  # for docker-name:NAME sources
 
     def node(self, name: str) -> NodeConfig:
         """The node called `name`, created if it is not configured yet."""
@@ -147,11 +153,13 @@ def load_yaml(path: str, what: str) -> Any:
 
 
 TOP_KEYS = {"web", "nodes", "geoip", "state_file", "forwarder", "include_wallet",
-            "pairing_timeout", "poll_interval"}
+            "pairing_timeout", "poll_interval", "otlp", "docker"}
 WEB_KEYS = {"listen_address", "config_file", "telemetry_path", "max_connections",
             "read_header_timeout"}
 GEOIP_KEYS = {"database", "precision", "window"}
 FORWARDER_KEYS = {"token_file"}
+OTLP_KEYS = {"listen_address", "node_attribute", "web_config_file"}
+DOCKER_KEYS = {"data_root"}
 NODE_KEYS = {"name", "log", "api", "api_intervals", "api_timeouts", "from_start", "forwarder"}
 NODE_FORWARDER_KEYS = {"token_file", "tls_ca_file", "tls_cert_file", "tls_key_file",
                        "tls_server_name", "tls_insecure_skip_verify"}
@@ -193,6 +201,7 @@ def load_file(path: str, config: Config | None = None) -> Config:
     sections = {
         "web": (WEB_KEYS, _load_web), "geoip": (GEOIP_KEYS, _load_geoip),
         "forwarder": (FORWARDER_KEYS, _load_forwarder),
+        "otlp": (OTLP_KEYS, _load_otlp), "docker": (DOCKER_KEYS, _load_docker),
     }
     for name, (known, load) in sections.items():
         if name in top:
@@ -250,6 +259,17 @@ def _load_geoip(config: Config, where: str, key: str, value: Any) -> None:
 
 def _load_forwarder(config: Config, where: str, key: str, value: Any) -> None:
     config.forwarder_token_file = _typed(where, value, str, "a path")
+
+
+def _load_otlp(config: Config, where: str, key: str, value: Any) -> None:
+    value = _typed(where, value, str, "a string")
+    if key == "listen_address":
+        parse_listen_address(value, where)
+    setattr(config, f"otlp_{key}", value)
+
+
+def _load_docker(config: Config, where: str, key: str, value: Any) -> None:
+    config.docker_data_root = _typed(where, value, str, "a path")
 
 
 def _load_node(config: Config, where: str, raw: Any, problems: list[str]) -> None:
@@ -312,6 +332,8 @@ def check_source(spec: str, where: str) -> str:
             raise ConfigError(f"{where}: expected tcp://HOST:PORT, got {spec!r}")
     elif spec.startswith("docker:") and not spec[7:]:
         raise ConfigError(f"{where}: expected docker:PATH, got {spec!r}")
+    elif spec.startswith("docker-name:") and not DOCKER_NAME.fullmatch(spec[12:].lstrip("/")):
+        raise ConfigError(f"{where}: expected docker-name:NAME (a container name), got {spec!r}")
     return spec
 
 
