@@ -15,11 +15,11 @@ from exporter.collector import LogCollector
 from exporter.config import Config, ConfigError, NodeConfig
 from exporter.http import load_web_config, make_app, serve
 from exporter.runner import NodeRunner
-from exporter.sources.base import Source
-from exporter.sources.docker import DockerJsonSource
-from exporter.sources.file import FileSource
 from exporter.sources.stdin import StdinSource
 from exporter.state import NATIVE_SCAN, NodeState
+from logstream.docker import DockerJsonSource
+from logstream.file import FileSource
+from logstream.source import Source
 
 log = logging.getLogger("exporter")
 

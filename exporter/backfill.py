@@ -36,10 +36,10 @@ from exporter.config import ConfigError, parse_node_flag
 from exporter.parser import parse_line
 from exporter.report import Progress, open_log
 from exporter.runner import NodeRunner
-from exporter.sources.base import Source
-from exporter.sources.docker import DockerJsonSource
-from exporter.sources.lines import LineSplitter
 from exporter.state import NodeState, TimestampCache
+from logstream.docker import DockerJsonSource
+from logstream.lines import LineSplitter
+from logstream.source import Source
 
 log = logging.getLogger("exporter.backfill")
 

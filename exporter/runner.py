@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from exporter.sources.base import Source
 from exporter.state import NodeState
+from logstream.source import Source
 
 log = logging.getLogger("exporter.runner")
 

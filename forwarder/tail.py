@@ -1,15 +1,16 @@
 """Where to start reading a log for a client, and reading it from there.
 
 The exporter hands back the position of the last line it applied (path, device, inode,
-offset, first-bytes fingerprint, as exporter.sources.file.FileSource reports it). The rule
-for honouring it is exporter.sources.rotated.resolve, the same as for a state file: only the
+offset, first-bytes fingerprint, as logstream.file.FileSource reports it). The rule
+for honouring it is logstream.rotated.resolve, the same as for a state file: only the
 log itself and its own rotated files (`node.log.1`, `node.log.2.gz`, `node.log-20261201`),
 with the full fingerprint. If the log was rotated while nobody was connected, the saved file
 is read from the offset, then the files rotated after it, then the current file from its
 start. A position that is not one of ours (another file of the directory, a short
 fingerprint, a negative offset, wrong types) is logged once and treated as no position: the
-client starts as a new one. Tailing itself is the exporter's FileSource/DockerJsonSource, so
-rotation and copytruncate while connected behave exactly as in local tailing.
+client starts as a new one. Tailing itself is logstream's FileSource/DockerJsonSource, the
+exporter's own tailer, so rotation and copytruncate while connected behave exactly as in local
+tailing.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.sources.base import Batch
-from exporter.sources.docker import DockerJsonSource
-from exporter.sources.file import FileSource
-from exporter.sources.rotated import (
+from logstream.docker import DockerJsonSource
+from logstream.file import FileSource
+from logstream.rotated import (
     Resume,
     describe,
     position_at,
@@ -32,6 +32,7 @@ from exporter.sources.rotated import (
     resolve,
     waiting_position,
 )
+from logstream.source import Batch
 
 log = logging.getLogger("forwarder.tail")
 

@@ -371,7 +371,7 @@ def test_runner_resumes_after_a_source_failure_without_reading_twice(tmp_path):
     """A bug in the source ends its generator: the runner restarts it from the position of
     the last applied batch, not from the start of the file."""
     from exporter.runner import NodeRunner
-    from exporter.sources.file import FileSource
+    from logstream.file import FileSource
 
     log = tmp_path / "node.log"
     log.write_text("".join(good(i)[0] + "\n" for i in range(5)))
@@ -410,7 +410,7 @@ def test_one_node_that_cannot_be_rendered_does_not_fail_the_scrape(caplog):
 
     from exporter.collector import LogCollector
     from exporter.runner import NodeRunner
-    from exporter.sources.base import Source
+    from logstream.source import Source
 
     runners = []
     for name in ("bad", "good"):
@@ -458,7 +458,7 @@ def test_concurrent_scrapes_while_poison_is_fed():
     """Scrapes during feeding of poison lines never raise."""
     from exporter.report import exposition
     from exporter.runner import NodeRunner
-    from exporter.sources.base import Source
+    from logstream.source import Source
 
     state = NodeState("n")
     runner = NodeRunner("n", Source(), state)

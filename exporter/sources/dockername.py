@@ -23,9 +23,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from exporter.sources.base import Batch
-from exporter.sources.docker import DockerJsonSource
-from exporter.sources.file import CHUNK
+from logstream.docker import DockerJsonSource
+from logstream.file import CHUNK
+from logstream.source import Batch
 
 log = logging.getLogger("exporter.source")
 

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from exporter.config import Config, ConfigError, NodeConfig
-from exporter.sources.base import Batch, Source
 from forwarder.protocol import (
     MAX_FRAME,
     MAX_HANDSHAKE_FRAME,
@@ -43,6 +42,7 @@ from forwarder.protocol import (
     server_proof,
     session_keys,
 )
+from logstream.source import Batch, Source
 
 log = logging.getLogger("exporter.source.forwarder")
 

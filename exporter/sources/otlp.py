@@ -13,7 +13,7 @@ import queue
 import threading
 from collections.abc import Iterator
 
-from exporter.sources.base import Batch, Source
+from logstream.source import Batch, Source
 
 #: batches waiting for one node before the listener answers 503 (the sender retries)
 MAX_PENDING = 32

@@ -9,8 +9,8 @@ import threading
 import time
 from collections.abc import Iterator
 
-from exporter.sources.base import Batch, Source
-from exporter.sources.lines import LineSplitter
+from logstream.lines import LineSplitter
+from logstream.source import Batch, Source
 
 
 class StdinSource(Source):

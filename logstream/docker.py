@@ -13,8 +13,8 @@ import time
 from datetime import datetime
 from json.decoder import scanstring
 
-from exporter.sources.base import Batch
-from exporter.sources.file import FileSource
+from logstream.file import FileSource
+from logstream.source import Batch
 
 _PREFIX = '{"log":"'
 _PREFIX_SPACED = '{"log": "'  # the same object written by other tools (json.dumps)

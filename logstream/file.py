@@ -27,9 +27,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from exporter.sources.base import Batch, Source
-from exporter.sources.lines import LineSplitter
-from exporter.sources.rotated import (
+from logstream.lines import LineSplitter
+from logstream.rotated import (
     FINGERPRINT_BYTES,
     GZIP_ERRORS,
     Resume,
@@ -42,6 +41,7 @@ from exporter.sources.rotated import (
     resolve,
     waiting_position,
 )
+from logstream.source import Batch, Source
 
 log = logging.getLogger("exporter.source")
 
@@ -129,7 +129,7 @@ class FileSource(Source):
         return self.splitter.pending_bytes
 
     def position(self) -> dict[str, Any] | None:
-        """Resume point after the last delivered line (see exporter/sources/rotated.py)."""
+        """Resume point after the last delivered line (see logstream/rotated.py)."""
         if self._ident is None:
             return waiting_position(self.path) if self._waiting else None
         if len(self._fingerprint) < FINGERPRINT_BYTES and self._fd is not None:

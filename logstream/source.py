@@ -1,9 +1,10 @@
 """The contract every log source fulfils.
 
-A source turns "somewhere a node writes its log" into batches of complete lines. The node
-runner (exporter/runner.py) applies each batch to the node's state under the state lock and
-then records `batch.position`, so a checkpoint always holds a position and the counters that
-belong to exactly the lines before it.
+A source turns "somewhere a node writes its log" into batches of complete lines. The
+exporter's node runner (exporter/runner.py) applies each batch to the node's state under the
+state lock and then records `batch.position`, so a checkpoint always holds a position and the
+counters that belong to exactly the lines before it; the forwarder (forwarder/tail.py) sends
+each batch with its position, so the exporter can resume it the same way.
 """
 
 from __future__ import annotations
