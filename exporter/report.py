@@ -18,10 +18,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from exporter.collector import LogCollector
 from exporter.runner import NodeRunner
 from exporter.satellites import SATELLITES
-from exporter.sources.base import Source
-from exporter.sources.docker import DockerJsonSource
-from exporter.sources.lines import LineSplitter
 from exporter.state import ACTIONS, NodeState
+from logstream.docker import DockerJsonSource
+from logstream.lines import LineSplitter
+from logstream.source import Source
 
 CHUNK = 1 << 20
 
