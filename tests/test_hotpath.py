@@ -16,8 +16,8 @@ import pytest
 from exporter.parser import parse_line
 from exporter.satellites import encode_node_id
 from exporter.simulate.loggen import LogGenerator
-from exporter.sources.lines import LineSplitter
 from exporter.state import NATIVE_SCAN, NodeState
+from logstream.lines import LineSplitter
 
 T0 = 1_780_000_000.0
 FIXTURES = Path(__file__).parent / "fixtures" / "logs"
