@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from exporter.config import ConfigError, parse_listen_address
 from exporter.logsetup import setup as setup_logging
-from forwarder.protocol import printable
+from logstream.protocol import printable
 
 log = logging.getLogger("exporter.alertsink")
 

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from forwarder import __version__
-from forwarder.protocol import (
+from forwarder.tail import LogSpec, LogTail, plan
+from logstream.protocol import (
     MAX_HANDSHAKE_FRAME,
     VERSION,
     FrameAuthError,
@@ -43,7 +44,6 @@ from forwarder.protocol import (
     server_proof,
     session_keys,
 )
-from forwarder.tail import LogSpec, LogTail, plan
 
 log = logging.getLogger("forwarder")
 

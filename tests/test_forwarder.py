@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from exporter.sources.forwarder import ForwarderSource
-from forwarder.protocol import (
+from logstream.protocol import (
     MAX_FRAME,
     VERSION,
     FrameReader,

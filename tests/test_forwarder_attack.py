@@ -17,7 +17,7 @@ import time
 import pytest
 
 from exporter.sources.forwarder import ForwarderSource
-from forwarder.protocol import FrameReader, encode
+from logstream.protocol import FrameReader, encode
 from tests import test_forwarder as _base
 from tests.conftest import total, wait_for
 from tests.test_forwarder import TOKEN, append, source_up, upload_line
@@ -280,7 +280,7 @@ def test_a_hostile_forwarder_cannot_forge_an_exporter_log_line(tmp_path, exporte
 
 
 def test_printable_escapes_and_bounds():
-    from forwarder.protocol import printable
+    from logstream.protocol import printable
 
     assert printable("a\nb\r\x1b\x00\u2028é") == "a\\nb\\r\\x1b\\x00\\u2028é"
     assert printable("ok") == "ok"

@@ -1,13 +1,13 @@
 """A node's log streamed by storagenode-log-forwarder (`--node NAME:tcp://HOST:PORT`).
 
-The source is the TCP client of forwarder/protocol.py. Each batch carries the forwarder's file
+The source is the TCP client of logstream/protocol.py. Each batch carries the forwarder's file
 position after its last line; on every (re)connection the source sends the position of the
 last batch it handed out, so the forwarder continues exactly there, across its own restarts,
 network cuts, exporter restarts (the checkpoint holds the same position) and rotations that
 happened meanwhile. Lines carry the forwarder's read times, so durations are as precise as
 local tailing. Connection failures are retried with capped exponential backoff; they never
 raise out of `batches()`. With a token, every frame after the handshake is authenticated
-(forwarder/protocol.py FrameMac): a changed, injected or replayed frame drops the connection
+(logstream/protocol.py FrameMac): a changed, injected or replayed frame drops the connection
 before any of its lines is handed out, and the reconnection resumes at the last good batch.
 Everything the forwarder sends that reaches a log line goes through `printable`.
 """
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from exporter.config import Config, ConfigError, NodeConfig
-from forwarder.protocol import (
+from logstream.protocol import (
     MAX_FRAME,
     MAX_HANDSHAKE_FRAME,
     TOKEN_ENV,
