@@ -36,7 +36,7 @@ US1 = "12EayRS2V1kEsWESU9QMRseFhdxYxKicsiFmxrsLZHeLUtdps3S"
 EU1 = "12L9ZFwhzVpuEKMUNUqkaTLGzwY9G24tbiigLiXpmZWKwmcNDDs"
 TIME_BOUND = 90.0
 EXPECTED_ALERTS = {"StoragenodeAuditFailed", "StoragenodeAuditScoreLow",
-                   "StoragenodeDiskAlmostFull"}
+                   "StoragenodeDiskAlmostFull", "Watchdog"}
 
 
 def missing_prerequisite() -> str | None:
@@ -251,7 +251,10 @@ def test_failed_audit_reaches_the_webhook(tmp_path, started, exporter_process):
         prom_log = tmp_path / "prometheus.log"
         prom = start(started, ["prometheus", f"--config.file={prom_config}",
                                f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-                               f"--web.listen-address=127.0.0.1:{prom_port}"], prom_log)
+                               f"--web.listen-address=127.0.0.1:{prom_port}",
+                               # alerts sent before the Alertmanager is discovered are dropped;
+                               # resend each second, not each minute (the Watchdog fires at once)
+                               "--rules.alert.resend-delay=1s"], prom_log)
         wait_for(lambda: alive(am, am_log) or http_ok(f"http://127.0.0.1:{am_port}/-/ready"),
                  timeout=within(20), what="alertmanager ready")
         wait_for(lambda: alive(prom, prom_log)
@@ -328,6 +331,8 @@ def test_failed_audit_reaches_the_webhook(tmp_path, started, exporter_process):
     assert not [a for _, r, a in hook.alerts if r == "warning"]
 
     assert hook.names() == EXPECTED_ALERTS
+    # the dead man's switch (rules/storagenode-meta.yml) reaches its heartbeat receiver only
+    assert {r for _, r, _ in hook.received("Watchdog")} == {"heartbeat"}
     assert latency < 15, f"log line to webhook took {latency:.1f} s"
     elapsed = time.monotonic() - began
     print(f"whole end-to-end test: {elapsed:.1f} s")

@@ -162,6 +162,8 @@ def test_every_alert_is_unit_tested_firing_and_quiet():
     for rule in alert_rules():
         name, severity = rule["alert"], rule["labels"]["severity"]
         assert severity in fired.get(name, set()), f"{name} ({severity}) never fires in a test"
+        if rule["expr"].strip() == "vector(1)":  # the dead man's switch fires always
+            continue
         assert name in quiet, f"{name} has no test where it must stay quiet"
 
 
