@@ -23,7 +23,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from exporter.config import ConfigError, parse_listen_address
-from exporter.logsetup import setup as setup_logging
+from logstream.logsetup import setup as setup_logging
 from logstream.protocol import printable
 
 log = logging.getLogger("exporter.alertsink")

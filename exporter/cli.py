@@ -23,8 +23,8 @@ from exporter.config import (
     parse_api_flag,
     parse_node_flag,
 )
-from exporter.logsetup import FORMATS
-from exporter.logsetup import setup as setup_logging
+from logstream.logsetup import FORMATS
+from logstream.logsetup import setup as setup_logging
 
 log = logging.getLogger("exporter")
 

@@ -6,7 +6,6 @@ flag), e.g. `exporter.yml: nodes[1].lgo: unknown key (known: api, from_start, lo
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -368,13 +367,3 @@ def parse_listen_address(value: str, where: str = "--web.listen-address") -> tup
         raise ConfigError(f"{where}: expected HOST:PORT, got {value!r}")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses: the only ones served without auth."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

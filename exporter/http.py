@@ -29,8 +29,9 @@ from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from exporter.config import ConfigError, is_loopback, parse_listen_address
+from exporter.config import ConfigError, parse_listen_address
 from exporter.webconfig import BasicAuth, WebConfig, load_web_config
+from logstream.listen import is_loopback
 
 __all__ = ["WebConfig", "load_web_config", "make_app", "serve"]
 

@@ -15,11 +15,11 @@ import ssl
 import sys
 import time
 
-from exporter.config import is_loopback
-from exporter.logsetup import setup as setup_logging
 from forwarder import __version__
 from forwarder.server import ForwarderServer, Settings
 from forwarder.tail import LogSpec
+from logstream.listen import is_loopback
+from logstream.logsetup import setup as setup_logging
 from logstream.protocol import DEFAULT_PORT, TOKEN_ENV, read_token_file
 
 log = logging.getLogger("forwarder")

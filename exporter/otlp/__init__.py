@@ -10,7 +10,8 @@ import logging
 
 from prometheus_client.core import CounterMetricFamily
 
-from exporter.config import Config, ConfigError, is_loopback, parse_listen_address
+from exporter.config import Config, ConfigError, parse_listen_address
+from logstream.listen import is_loopback
 
 log = logging.getLogger("exporter.otlp")
 
