@@ -5,7 +5,8 @@
  * 3-4 us even after one regex finds it, which caps `report` at ~140k lines/s. This module
  * does the same work without the interpreter: it walks a bytes block line by line, reads
  * the lines that parser.COMMON_LINE_RE describes (the same grammar, ASCII only) plus the
- * `... canceled` lines of the same shape (no "reason" field), and updates the NodeState's
+ * `... canceled` lines of the same shape (no "reason" field; not the race-lost ones, which
+ * NodeState pairs with their DEBUG line in Python), and updates the NodeState's
  * plain dicts and Histograms exactly as NodeState._feed_text and NodeState.apply do.
  * Every other line -- and any common-looking line it is not sure about -- goes to
  * NodeState._line, in order, so the Python parser stays the one reference.
@@ -18,6 +19,11 @@
  * Hostile lines (issue 12): a size over parser.MAX_PIECE_SIZE or a piece ID or remote
  * address over parser.MAX_FIELD goes to Python, and the label of a satellite seen for the
  * first time is the one NodeState._new_satellite returns (the ID, "invalid" or "overflow").
+ *
+ * Issue 13: a timestamp with a space is a prefix (exporter/prefixes.py), left to Python; the
+ * `Available Space` of an `upload started` line becomes NodeState.available_space; once a
+ * log has shown a race-lost line with the piece ID alone (NodeState.index_starts),
+ * the `... started` lines go to Python, which indexes them by piece.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -42,7 +48,7 @@ static PyObject *a_lines, *a_transfers, *a_bytes, *a_sizes, *a_durations, *a_in_
     *a_pending, *a_top_pieces, *a_counts, *a_capacity, *a_add, *a_geo, *a_record,
     *a_max_pending, *a_newest, *a_next_sweep, *a_starts_expired, *a_clock, *a_last_timestamp,
     *a_sweep, *a_evict_oldest, *a_new_satellite, *a_line, *a_bounds, *a_sum, *a_durations_for,
-    *a_read_time_slack, *a_geo_slot_end;
+    *a_read_time_slack, *a_geo_slot_end, *a_available_space, *a_index_starts;
 
 /* ---- the grammar of a common line (parser.COMMON_LINE_RE) ------------------------------ */
 
@@ -55,6 +61,8 @@ typedef struct {
     int action;  /* index into ACTION_NAMES */
     int has_size;
     long long size;
+    int has_avail; /* an `Available Space` the gauge may take (parser.available_space) */
+    long long avail;
 } CommonLine;
 
 static inline __attribute__((always_inline)) int
@@ -129,7 +137,7 @@ parse_common(const char *p, const char *end, CommonLine *c)
     p += 11;
     const char *tab = p;
     while (tab < end && *tab != '\t') {
-        if ((unsigned char)*tab >= 0x80)
+        if ((unsigned char)*tab >= 0x80 || *tab == ' ')
             return 0;
         tab++;
     }
@@ -152,7 +160,7 @@ parse_common(const char *p, const char *end, CommonLine *c)
     else if (LIT(p, end, "upload started\t") || LIT(p, end, "download started\t"))
         c->started = 1;
     else if ((LIT(p, end, "upload canceled") || LIT(p, end, "download canceled")) &&
-             (LIT(p, end, "\t") || LIT(p, end, " (race lost or node shutdown)\t")))
+             LIT(p, end, "\t"))
         c->result = 1; /* only without a "reason" field: the shape below has none */
     else
         return 0;
@@ -183,7 +191,7 @@ parse_common(const char *p, const char *end, CommonLine *c)
         return 0;
 
     int fits = 1;
-    c->has_size = 0;
+    c->has_size = c->has_avail = 0;
     if (KEY(p, end, "\"Offset\": ", "\"offset\": ")) {
         /* downloads: Offset, Size, Remote Address */
         if (!number(&p, end, 1, NULL, NULL) || !LIT(p, end, ", ") ||
@@ -203,9 +211,15 @@ parse_common(const char *p, const char *end, CommonLine *c)
                 return 0;
             c->has_size = 1;
         }
-        else if (!KEY(p, end, "\"Available Space\": ", "\"available_space\": ") ||
-                 !number(&p, end, 1, NULL, NULL))
-            return 0;
+        else {
+            int avail_fits = 0;
+            if (!KEY(p, end, "\"Available Space\": ", "\"available_space\": "))
+                return 0;
+            int negative = p < end && *p == '-';
+            if (!number(&p, end, 1, &c->avail, &avail_fits))
+                return 0;
+            c->has_avail = avail_fits && !negative;
+        }
     }
     else
         return 0;
@@ -262,6 +276,9 @@ typedef struct {
     Hist hists[HIST_CACHE];
     int n_hists, size_hist[N_ACTIONS], duration_hist[CELLS]; /* index or -1 */
     int have_clocks, newest_dirty;
+    int avail_dirty;        /* avail is not written back yet */
+    long long avail;
+    int index_starts;       /* NodeState.index_starts: started lines go to Python */
     double newest, next_sweep; /* NodeState._newest, ._next_sweep */
     PyObject *pending;         /* NodeState.pending (a sweep replaces it) */
     /* GeoRecorder.record's common case (see geo_record); dropped whenever Python runs */
@@ -366,6 +383,13 @@ flush(Ctx *ctx)
     if (ctx->debug && dict_add_long(ctx->lines, s_debug, ctx->debug) < 0)
         rc = -1;
     ctx->info = ctx->debug = 0;
+    if (ctx->avail_dirty) {
+        PyObject *v = PyLong_FromLongLong(ctx->avail);
+        if (v == NULL || PyObject_SetAttr(ctx->state, a_available_space, v) < 0)
+            rc = -1;
+        Py_XDECREF(v);
+        ctx->avail_dirty = 0;
+    }
     for (int a = 0; a < N_ACTIONS; a++) {
         if (ctx->in_flight_add[a] &&
             dict_add_long(ctx->in_flight, s_action[a], ctx->in_flight_add[a]) < 0)
@@ -755,6 +779,10 @@ apply_common(Ctx *ctx, const CommonLine *c)
     if (remote == NULL)
         goto done;
     if (c->started) {
+        if (c->has_avail) {
+            ctx->avail = c->avail;
+            ctx->avail_dirty = 1;
+        }
         piece = PyUnicode_DecodeASCII(c->piece, c->piece_len, NULL);
         rc = piece ? start(ctx, c, piece, remote) : -1;
         goto done;
@@ -852,6 +880,21 @@ done:
     return rc;
 }
 
+/* Is NodeState.index_starts true (see the top of the file)? 1, 0, or -1 on error. */
+static int
+indexing_starts(Ctx *ctx)
+{
+    PyObject *flag = PyObject_GetAttr(ctx->state, a_index_starts);
+    if (flag == NULL)
+        return -1;
+    int on = PyObject_IsTrue(flag);
+    Py_DECREF(flag);
+    if (on < 0)
+        return -1;
+    ctx->index_starts = on;
+    return on;
+}
+
 static int
 apply_other(Ctx *ctx, const char *p, Py_ssize_t n)
 {
@@ -860,6 +903,8 @@ apply_other(Ctx *ctx, const char *p, Py_ssize_t n)
         return -1;
     int rc = call_python(ctx, ctx->state, a_line, line, ctx->read_time);
     Py_DECREF(line);
+    if (rc == 0 && !ctx->index_starts && indexing_starts(ctx) < 0) /* the line may start it */
+        rc = -1;
     return rc;
 }
 
@@ -901,6 +946,8 @@ ctx_init(Ctx *ctx, PyObject *state, PyObject *read_time, PyObject *errors)
             return -1;
         }
     }
+    if (indexing_starts(ctx) < 0)
+        return -1;
     if (ctx->geo == Py_None)
         Py_CLEAR(ctx->geo);
     else if ((ctx->geo_record = PyObject_GetAttr(ctx->geo, a_record)) == NULL)
@@ -966,7 +1013,7 @@ scan(PyObject *module, PyObject *args)
         const char *nl = memchr(line, '\n', (size_t)(end - line));
         const char *line_end = nl != NULL ? nl : end;
         CommonLine c;
-        if (parse_common(line, line_end, &c))
+        if (parse_common(line, line_end, &c) && !(c.started && ctx.index_starts))
             rc = apply_common(&ctx, &c);
         else
             rc = apply_other(&ctx, line, line_end - line);
@@ -1033,7 +1080,8 @@ PyInit__hotpath(void)
         {&a_new_satellite, "_new_satellite"}, {&a_line, "_line"},
         {&a_bounds, "bounds"},           {&a_sum, "sum"},
         {&a_durations_for, "_durations_for"}, {&a_read_time_slack, "read_time_slack"},
-        {&a_geo_slot_end, "_slot_end"},
+        {&a_geo_slot_end, "_slot_end"},   {&a_available_space, "available_space"},
+        {&a_index_starts, "index_starts"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (intern(names[i].slot, names[i].s) < 0)

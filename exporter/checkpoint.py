@@ -44,7 +44,10 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from exporter import __version__
+from exporter import __version__, cancels, housekeeping
+from exporter.housekeeping import HOUSE_BUCKETS
+from exporter.parser import MAX_FIELD, UNKNOWN
+from exporter.reasons import CANCEL_REASONS
 from exporter.satellites import INVALID, MAX_SATELLITES, OVERFLOW, SATELLITES
 from exporter.state import (
     ACTIONS,
@@ -106,6 +109,8 @@ def capture(state: NodeState) -> dict[str, Any]:
         "position": state.position,  # replaced by the runner, never mutated: no copy needed
         "pending": dict(state.pending),
         "top_pieces": (state.top_pieces.capacity, dict(state.top_pieces.counts)),
+        "race_lost": dict(state.race_lost.recent),
+        "index_starts": state.index_starts,
     }
 
 
@@ -135,6 +140,23 @@ def encode(cap: dict[str, Any], stats: dict[str, int] | None = None,
         "starts_expired": cap["starts_expired"] + dropped,
         "top_pieces": {"capacity": cap["top_pieces"][0], "counts": cap["top_pieces"][1]},
         "last_timestamp": cap["last_timestamp"],
+        **_encode_issue13(cap),
+    }
+
+
+def _encode_issue13(cap: dict[str, Any]) -> dict[str, Any]:
+    """Cancel reasons, housekeeping and the race-lost pairing table (issue 13)."""
+    return {
+        "cancel_reasons": [[*k, v] for k, v in cap["cancel_reasons"].items() if _sane(v)],
+        "house": [[list(k), v] for k, v in cap["house"].items() if _sane(v)],
+        "house_buckets": list(HOUSE_BUCKETS),
+        "house_hists": [[list(k), c, s] for k, (c, s) in cap["house_hists"].items()
+                        if _sane_histogram(c, s)],
+        "house_base": [[list(k), v] for k, v in cap["house_base"].items() if _sane(v)],
+        "available_space": cap["available_space"],
+        "race_lost": [[p, w, a] for p, (w, a) in cap["race_lost"].items()
+                      if w is None or _finite(w)],
+        "index_starts": cap["index_starts"],
     }
 
 
@@ -372,6 +394,7 @@ def decode(name: str, data: Any) -> SavedNode:
             "top_capacity": max(1, capacity),
             "top_counts": _counter_map(top["counts"], f"{w}.top_pieces.counts", refuse),
             "last_timestamp": _text(data["last_timestamp"], f"{w}.last_timestamp"),
+            **_decode_issue13(data, w, refuse, notes),
         }
         source = data.get("source")
         if source is not None:
@@ -389,6 +412,66 @@ def decode(name: str, data: Any) -> SavedNode:
         if isinstance(exc, StateFileError):
             raise
         raise _fail(w, str(exc)) from None
+
+
+def _house_satellite(sat: str) -> bool:
+    return sat in (INVALID, OVERFLOW) or SATELLITES.is_label(sat)
+
+
+def _house_rows(value: Any, where: str, refuse: _Refused) -> dict[tuple, int]:
+    out: dict[tuple, int] = {}
+    for key, count in _rows(value, where, 2):
+        if not housekeeping.valid_key(key, _house_satellite):
+            refuse(f"{where} key", key)
+        elif not (isinstance(count, int) and _sane(count)):
+            refuse(where, count)
+        else:
+            out[tuple(key)] = count
+    return out
+
+
+def _decode_issue13(data: dict, w: str, refuse: _Refused, notes: list[str]) -> dict[str, Any]:
+    """What _encode_issue13 wrote; a state file from before issue 13 has none of it."""
+    reasons = {}
+    for key, value in _counter_rows(data.get("cancel_reasons", []), f"{w}.cancel_reasons", 2,
+                                    refuse).items():
+        if key[0] in (*ACTIONS, UNKNOWN) and key[1] in CANCEL_REASONS:
+            reasons[key] = value
+        else:
+            refuse(f"{w}.cancel_reasons key", key)
+    hists: dict[tuple, Histogram] = {}
+    if data.get("house_buckets", list(HOUSE_BUCKETS)) == list(HOUSE_BUCKETS):
+        for key, counts, total in _rows(data.get("house_hists", []), f"{w}.house_hists", 3):
+            if housekeeping.valid_key(key, _house_satellite):
+                hists[tuple(key)] = _histogram(HOUSE_BUCKETS, counts, total,
+                                               f"{w}.house_hists", refuse)
+            else:
+                refuse(f"{w}.house_hists key", key)
+    else:
+        notes.append("housekeeping histogram buckets changed; those histograms start over")
+    free = data.get("available_space")
+    if free is not None and not (isinstance(free, int) and _sane(free)):
+        refuse(f"{w}.available_space", free)
+        free = None
+    race = {}
+    for piece, when, action in _rows(data.get("race_lost", []), f"{w}.race_lost", 3)[
+            -cancels.MAX:]:
+        if (isinstance(piece, str) and len(piece) <= MAX_FIELD
+                and (when is None or (not isinstance(when, bool)
+                                      and isinstance(when, int | float) and _finite(when)))
+                and (action is None or action in ACTIONS)):
+            race[piece] = (None if when is None else float(when), action)
+        else:
+            refuse(f"{w}.race_lost", [piece, when, action])
+    return {
+        "cancel_reasons": reasons,
+        "house": _house_rows(data.get("house", []), f"{w}.house", refuse),
+        "house_hists": hists,
+        "house_base": _house_rows(data.get("house_base", []), f"{w}.house_base", refuse),
+        "available_space": free,
+        "race_lost": race,
+        "index_starts": data.get("index_starts") is True,
+    }
 
 
 def restore(state: NodeState, saved: SavedNode) -> None:
@@ -414,6 +497,13 @@ def restore(state: NodeState, saved: SavedNode) -> None:
         state.top_pieces.counts.update(v["top_counts"])
         state.last_timestamp = v["last_timestamp"]
         state.position = saved.position
+        state.cancel_reasons = v["cancel_reasons"]
+        state.house = v["house"]
+        state.house_hists = v["house_hists"]
+        state.house_base = v["house_base"]
+        state.available_space = v["available_space"]
+        state.race_lost.recent = v["race_lost"]
+        state.index_starts = v["index_starts"]
 
 
 def restore_stats(source: Any, stats: dict[str, int]) -> None:

@@ -20,11 +20,16 @@ from prometheus_client.core import (
 )
 
 from exporter.events import EVENT_NAMES
+from exporter.housekeeping import HOUSE_BUCKETS, METRICS
 from exporter.runner import NodeRunner
-from exporter.satellites import SATELLITES
+from exporter.satellites import INVALID, OVERFLOW, SATELLITES, UNKNOWN
 from exporter.state import ACTIONS, DURATION_BUCKETS, INGRESS_ACTIONS, SIZE_BUCKETS, TimestampCache
 
 LEVELS = ("debug", "info", "warn", "error", "fatal")
+#: housekeeping counters shown at 0 before their first line (so increase() sees the first);
+#: the lost-pieces ones for every satellite the node has transfers with
+ZERO_HOUSE = (("gc_failures",), ("trash_empty_failures",))
+ZERO_PER_SATELLITE = ("lost_pieces", "lost_pieces_failures")
 
 log = logging.getLogger("exporter.collector")
 
@@ -154,12 +159,27 @@ def _families() -> dict[str, Metric]:
         "storagenode_log_oversized_lines",
         "Lines over the line length limit (also counted as unparsed).", labels=node_l,
     )
+    cancels = CounterMetricFamily(
+        "storagenode_transfer_cancel_reasons",
+        "Canceled transfers whose line gives a reason, by normalised reason.",
+        labels=["node", "action", "reason"],
+    )
+    available = GaugeMetricFamily(
+        "storagenode_available_space_bytes",
+        "Available Space of the newest 'upload started' line (the node's own view).",
+        labels=node_l,
+    )
+    house: dict[str, Metric] = {}
+    for metric, (name, kind, doc, labels) in METRICS.items():
+        family = CounterMetricFamily if kind == "counter" else HistogramMetricFamily
+        house[f"house_{metric}"] = family(name, doc, labels=["node", *labels])
     return {
         "transfers": transfers, "ingress": ingress, "egress": egress, "sizes": sizes,
         "durations": durations, "errors": errors, "in_flight": in_flight,
         "expired": expired, "events": events, "top": top, "lines": lines,
         "unparsed": unparsed, "up": up, "last": last,
         **{f"source_{k}": v for k, v in source_counters.items()}, "oversized": oversized,
+        "cancels": cancels, "available": available, **house,
     }
 
 
@@ -202,3 +222,30 @@ def _render(runner: NodeRunner, f: dict[str, Metric], clock: TimestampCache) -> 
     for name in ("bytes_read", "rotations", "truncations", "reconnects"):
         f[f"source_{name}"].add_metric([node], getattr(stats, name))
     f["oversized"].add_metric([node], stats.oversized_lines)
+    _render_issue13(node, snap, f)
+
+
+def _render_issue13(node: str, snap: dict, f: dict[str, Metric]) -> None:
+    """Cancel reasons, the available space and the housekeeping metrics (issue 13)."""
+    for (action, reason), value in sorted(snap["cancel_reasons"].items()):
+        f["cancels"].add_metric([node, action, reason], value)
+    if snap["available_space"] is not None:
+        f["available"].add_metric([node], snap["available_space"])
+    house = dict(snap["house"])
+    for key in ZERO_HOUSE:
+        house.setdefault(key, 0)
+    for sat in {key[0] for key in snap["transfers"]} - {INVALID, OVERFLOW, UNKNOWN}:
+        for metric in ZERO_PER_SATELLITE:
+            house.setdefault((metric, sat), 0)
+    for (metric, *labels), value in sorted(house.items()):
+        f[f"house_{metric}"].add_metric([node, *_shown(metric, labels)], value)
+    for (metric, *labels), (counts, total) in sorted(snap["house_hists"].items()):
+        f[f"house_{metric}"].add_metric([node, *_shown(metric, labels)],
+                                        _buckets(HOUSE_BUCKETS, counts), total)
+
+
+def _shown(metric: str, labels: list[str]) -> list[str]:
+    """Label values as exposed: a satellite label by its name."""
+    if METRICS[metric][3][:1] == ("satellite",):
+        return [SATELLITES.name(labels[0]), *labels[1:]]
+    return labels

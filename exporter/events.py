@@ -68,6 +68,11 @@ EVENTS: dict[str, str] = {
     "graceful exit failed.": "graceful_exit_failed",
     "finished compaction": "compaction_finished",
     "compaction failed": "compaction_failed",
+    # hashstore opening a store after a crash (storagenode/hashstore/store.go): pieces may be
+    # lost (they are reported to the satellite: storagenode_lost_pieces_reported_total)
+    "unclean shutdown detected: reconciling logs": "hashstore_unclean_shutdown",
+    "mismatched log tail": "hashstore_log_tail_mismatch",
+    "reconciled log with invalid records": "hashstore_invalid_records",
     "node scores worsened": "scores_worsened",
 }
 

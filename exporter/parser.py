@@ -16,11 +16,18 @@ Event tuples:
     (TRANSFER, level, ts, phase, result, action, satellite_id, size, piece_id, remote, reason,
      event)
     (OTHER, level, ts, event)
+    (HOUSE, level, ts, event, updates)
 
 `phase` is START or FINISH; `result` is success/canceled/failed (None for START); `size` is an
-int or None; `reason` is a normalised reason label for failed and canceled transfers, else
-None; `event` is a name from exporter.events or None (a failed transfer can also be a
-`database_locked` event).
+int or None (for an `upload started` line: its `Available Space`, issue 13); `reason` is a
+normalised reason label for failed and canceled transfers (`race_lost` for the race-lost
+lines), else None; `event` is a name from exporter.events or None (a failed transfer can also
+be a `database_locked` event). `action` and `satellite_id` are UNKNOWN where the line does not
+say (see UNKNOWN). HOUSE lines are the node's housekeeping (GC, trash, filewalkers, hashstore,
+deletes, amnesty): `updates` as exporter/housekeeping.py describes.
+
+Prefixed lines (`docker logs -t`, compose, TrueNAS, journald) are refused here and read by
+exporter/prefixes.py (NodeState strips them); a timestamp never contains a space.
 
 Hostile or damaged lines (issue 12): every line gets an answer and none raises. A `Size` is
 kept only when it is a plausible piece size, an integer from 0 to `MAX_PIECE_SIZE`; any other
@@ -36,11 +43,16 @@ from __future__ import annotations
 import json
 import re
 
+from exporter import housekeeping
 from exporter.events import classify_error_text, classify_message
-from exporter.reasons import classify
+from exporter.housekeeping import normalise_key
+from exporter.reasons import RACE_LOST, SPEED_TOO_LOW, classify
+from exporter.satellites import UNKNOWN as SATELLITE_UNKNOWN
 
 TRANSFER = 0
 OTHER = 1
+#: a housekeeping line (exporter/housekeeping.py): (HOUSE, level, ts, event, updates)
+HOUSE = 2
 START = 0
 FINISH = 1
 
@@ -55,6 +67,12 @@ LEVELS: dict[str, str] = {
 }
 
 ACTIONS: frozenset[str] = frozenset({"GET", "PUT", "GET_AUDIT", "GET_REPAIR", "PUT_REPAIR"})
+#: satellite and action of a transfer whose line does not say (issue 13): the action only for
+#: a `... canceled (race lost or node shutdown)` line with the piece ID alone (v1.86-v1.98)
+#: whose `... started` line was not seen, the satellite also for v0.x lines without one
+UNKNOWN = SATELLITE_UNKNOWN
+#: the most digits of an `Available Space` kept (the gauge): below 10^18 bytes
+_AVAILABLE_DIGITS = 18
 
 #: The largest plausible `Size`: 64 MiB, the largest segment an uplink uploads, so no piece
 #: (a segment / 29 erasure shares, ~2.3 MiB) or download of one can be bigger. 8 digits.
@@ -96,31 +114,41 @@ def _pair(kind: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     return (_shape(True, kind), _shape(False, kind))
 
 
+def available_space(digits: str | None) -> int | None:
+    """An `Available Space` read as `-?\\d+`, when it can be the gauge's value."""
+    if not digits or digits[0] == "-" or len(digits) > _AVAILABLE_DIGITS:
+        return None
+    return int(digits)
+
+
 _UP, _UP_STARTED, _DOWN = _pair("upload"), _pair("upload_started"), _pair("download")
 
-# message of the `piecestore` logger -> (phase, result, (Title Case regex, snake_case regex))
-PIECESTORE: dict[str, tuple[int, str | None, tuple[re.Pattern[str], re.Pattern[str]]]] = {
-    "upload started": (START, None, _UP_STARTED),
-    "download started": (START, None, _DOWN),
-    "uploaded": (FINISH, "success", _UP),
-    "downloaded": (FINISH, "success", _DOWN),
-    "upload canceled": (FINISH, "canceled", _UP),
-    "download canceled": (FINISH, "canceled", _DOWN),
-    "upload canceled (race lost or node shutdown)": (FINISH, "canceled", _UP),
-    "download canceled (race lost or node shutdown)": (FINISH, "canceled", _DOWN),
-    "upload failed": (FINISH, "failed", _UP),
-    "download failed": (FINISH, "failed", _DOWN),
+# message of the `piecestore` logger -> (phase, result, (Title Case regex, snake_case regex),
+# race lost). The race-lost lines (v1.86+) carry the piece ID alone up to v1.98 and are
+# followed by a DEBUG line of the same transfer (NodeState pairs them, exporter/cancels.py).
+PIECESTORE: dict[str, tuple[int, str | None, tuple[re.Pattern[str], re.Pattern[str]], bool]] = {
+    "upload started": (START, None, _UP_STARTED, False),
+    "download started": (START, None, _DOWN, False),
+    "uploaded": (FINISH, "success", _UP, False),
+    "downloaded": (FINISH, "success", _DOWN, False),
+    "upload canceled": (FINISH, "canceled", _UP, False),
+    "download canceled": (FINISH, "canceled", _DOWN, False),
+    "upload canceled (race lost or node shutdown)": (FINISH, "canceled", _UP, True),
+    "download canceled (race lost or node shutdown)": (FINISH, "canceled", _DOWN, True),
+    "upload failed": (FINISH, "failed", _UP, False),
+    "download failed": (FINISH, "failed", _DOWN, False),
 }
 
 # The lines that make up nearly every log -- successful transfers and `... started` lines in
 # the usual layout and key orders -- as one multi-line regex, so that NodeState.feed finds
 # them in a whole batch with one C-level scan instead of a Python call per line. Whatever
 # it does not match goes through `parse_line`. Groups: ts, level, message, piece, satellite,
-# action, download size, download remote address, upload remote address, upload size.
+# action, download size, download remote address, upload remote address, upload size,
+# available space. The timestamp has no space (a `docker logs -t` prefix is no timestamp).
 # Sizes of more than 8 digits and piece IDs or addresses over MAX_FIELD are left to
 # `parse_line`; NodeState._feed_text checks the 8-digit sizes against MAX_PIECE_SIZE.
 COMMON_LINE_RE = re.compile(
-    r'^(\d{4}-\d\d-\d\dT[^\t\n]+)\t(INFO|DEBUG)\tpiecestore\t'
+    r'^(\d{4}-\d\d-\d\dT[^\t\n ]+)\t(INFO|DEBUG)\tpiecestore\t'
     r"(uploaded|downloaded|upload started|download started)\t"
     r'\{(?:"[Pp]rocess": "storagenode", )?"(?:Piece ID|piece_id)": "([^"\t\n]{0,128})", '
     r'"(?:Satellite ID|satellite_id)": "([^"\t\n]*)", '
@@ -128,7 +156,7 @@ COMMON_LINE_RE = re.compile(
     r'(?:"(?:Offset|offset)": -?\d+, "(?:Size|size)": (\d{1,8}), '
     r'"(?:Remote Address|remote_address)": "([^"\t\n]{0,128})"'
     r'|"(?:Remote Address|remote_address)": "([^"\t\n]{0,128})", '
-    r'(?:"(?:Size|size)": (\d{1,8})|"(?:Available Space|available_space)": -?\d+))\}$',
+    r'(?:"(?:Size|size)": (\d{1,8})|"(?:Available Space|available_space)": (-?\d+)))\}$',
     re.MULTILINE | re.ASCII,
 )
 
@@ -142,16 +170,18 @@ _SIZE_RE = re.compile(r'"(?:Size|size)": ?(\d+)(?=[,} ])')
 _REMOTE_RE = re.compile(r'"(?:Remote Address|remote_address)": ?"([^"]*)"')
 _ERROR_RE = re.compile(r'"(?:error|Error)": ?"((?:[^"\\]|\\.)*)"')
 _REASON_RE = re.compile(r'"reason": ?"((?:[^"\\]|\\.)*)"')
+_AVAILABLE_RE = re.compile(r'"(?:Available Space|available_space)": ?(-?\d+)')
 _JSON_HEAD = re.compile(
     r'\{"L": ?"([A-Z]+)",(?: ?"T": ?"([^"]*)",)?(?: ?"N": ?"([^"]*)",)?(?: ?"C": ?"[^"]*",)?'
     r' ?"M": ?"((?:[^"\\]|\\.)*)"'
 )
-_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+_UPLOADS = frozenset({"PUT", "PUT_REPAIR"})
 
 
 def _is_timestamp(ts: str) -> bool:
-    # 2025-12-21T15:18:59Z / 2023-04-11T01:17:41.168+0200: a shape check, no parse.
-    return len(ts) >= 20 and ts[4] == "-" and ts[10] == "T" and ts[13] == ":"
+    # 2025-12-21T15:18:59Z / 2023-04-11T01:17:41.168+0200: a shape check, no parse. No
+    # space: that is a prefix (exporter/prefixes.py), not a timestamp.
+    return len(ts) >= 20 and ts[4] == "-" and ts[10] == "T" and ts[13] == ":" and " " not in ts
 
 
 def parse_line(line: str) -> tuple | None:
@@ -169,15 +199,16 @@ def parse_line(line: str) -> tuple | None:
             or fields[-1:] != "}"
             or fields[:1] != "{"
             or ts[4:5] != "-"
+            or " " in ts
         ):
             return _parse_other_layout(parts)
         if logger == "piecestore":
             kind = PIECESTORE.get(message)
             if kind is not None:
-                phase, result, shapes = kind
+                phase, result, shapes, _ = kind
                 # Title Case keys: `{"Process"`/`{"Piece ID"`, or `"process"` v1.79-v1.99
                 m = shapes[fields[2:3] != "P" and '"Piece ID"' not in fields].search(fields)
-                if m is None or result == "failed" or result == "canceled":
+                if m is None or result == "failed" or result == "canceled" or shapes is _UP_STARTED:
                     return _transfer(level, ts, kind, fields, m)
                 piece, satellite, action, size, remote = m.groups()
                 if action not in ACTIONS or len(piece) > MAX_FIELD or len(remote) > MAX_FIELD:
@@ -186,7 +217,7 @@ def parse_line(line: str) -> tuple | None:
                     TRANSFER, level, ts, phase, result, action, satellite,
                     _size(size) if phase else None, piece, remote, None, None,
                 )
-        return _other(level, ts, message, fields)
+        return _other(level, ts, logger, message, fields)
     if line[:2] == '{"':
         return _parse_json_line(line)
     return _parse_other_layout(parts)
@@ -233,19 +264,40 @@ def _event(level: str, ts: str, logger: str, message: str, fields: str) -> tuple
         kind = PIECESTORE.get(message)
         if kind is not None:
             return _transfer(level, ts, kind, fields, None)
-    return _other(level, ts, message, fields)
+    return _other(level, ts, logger, message, fields)
 
 
-def _other(level: str, ts: str, message: str, fields: str) -> tuple:
+def _other(level: str, ts: str, logger: str, message: str, fields: str) -> tuple:
     event = classify_message(message)
     if event is None and (level == "error" or level == "warn") and "database" in fields:
         event = classify_error_text(fields)
+    if message in housekeeping.READERS:
+        updates = housekeeping.read(logger, message, fields)
+        if updates is not None:
+            return (HOUSE, level, ts, event, updates)
     return (OTHER, level, ts, event)
+
+
+def _reasons(result: str, fields: str, race_lost: bool) -> tuple[str, str | None, str | None]:
+    """(result, reason, event) of a failed or canceled line. A canceled line's reason is its
+    `reason` field, else its `error` (the DEBUG line of a race-lost transfer), else none; a
+    race-lost line's is `race_lost`. An upload the node cut for being too slow (`speed too
+    low`, logged as `upload failed`) is a cancel with that reason."""
+    if race_lost:
+        return result, RACE_LOST, None
+    if result == "failed":
+        e = _ERROR_RE.search(fields)
+        reason = classify(e.group(1)) if e else "other"
+        if reason == SPEED_TOO_LOW:
+            return "canceled", reason, None
+        return result, reason, classify_error_text(fields) if reason == "database" else None
+    r = _REASON_RE.search(fields) or _ERROR_RE.search(fields)
+    return result, classify(r.group(1)) if r else None, None
 
 
 def _transfer(level, ts, kind, fields: str, m: re.Match[str] | None) -> tuple | None:
     """Transfer lines off the common path: failures, cancels, other field orders."""
-    phase, result, _ = kind
+    phase, result, _, race_lost = kind
     if m is not None:
         piece, satellite, action, size, remote = m.groups()
     else:
@@ -260,23 +312,17 @@ def _transfer(level, ts, kind, fields: str, m: re.Match[str] | None) -> tuple | 
     if action not in ACTIONS or len(piece) > MAX_FIELD or len(remote) > MAX_FIELD:
         return None
     reason = event = None
-    if result == "failed":
-        e = _ERROR_RE.search(fields)
-        reason = classify(e.group(1)) if e else "other"
-        if reason == "database":
-            event = classify_error_text(fields)
-    elif result == "canceled":
-        r = _REASON_RE.search(fields)
-        reason = classify(r.group(1)) if r else None
+    if phase == START:
+        a = _AVAILABLE_RE.search(fields) if action in _UPLOADS else None
+        size = available_space(a.group(1)) if a else None
+        return (TRANSFER, level, ts, phase, result, action, satellite, size, piece, remote,
+                None, None)
+    if result is not None and result != "success":
+        result, reason, event = _reasons(result, fields, race_lost)
     return (
         TRANSFER, level, ts, phase, result, action, satellite,
         _size(size), piece, remote, reason, event,
     )
-
-
-def normalise_key(key: str) -> str:
-    """`Piece ID` -> `piece_id`, `satelliteID` -> `satellite_id`, `Remote Address` -> …"""
-    return _CAMEL.sub(r"_\1", key.replace(" ", "_")).lower()
 
 
 def _transfer_json(level, ts, kind, fields: str) -> tuple | None:
@@ -288,30 +334,46 @@ def _transfer_json(level, ts, kind, fields: str) -> tuple | None:
     if not isinstance(raw, dict):
         return None
     f = {normalise_key(k): v for k, v in raw.items()}
+    phase, result, _, race_lost = kind
     piece = f.get("piece_id")
     satellite = f.get("satellite_id") or f.get("satellite")
+    if "satellite_id" not in f and "satellite" not in f:
+        satellite = UNKNOWN  # v0.x lines; the v1.86-v1.98 race-lost lines
     action = f.get("action")
+    # the piece ID alone (v1.86-v1.98): NodeState looks for its started line
+    piece_only = action is None and race_lost and satellite == UNKNOWN
+    if piece_only:
+        action = UNKNOWN
     remote = f.get("remote_address") or ""
     if (
         not isinstance(piece, str)
         or not isinstance(satellite, str)
         or not isinstance(action, str)
-        or action not in ACTIONS
+        or (action not in ACTIONS and not piece_only)
         or not isinstance(remote, str)
         or len(piece) > MAX_FIELD
         or len(remote) > MAX_FIELD
     ):
         return None
-    phase, result, _ = kind
     size = f.get("size")
+    if phase == START:
+        size = f.get("available_space") if action in _UPLOADS else None
+        if type(size) is not int or available_space(str(size)) is None:
+            size = None
+        return (TRANSFER, level, ts, phase, result, action, satellite, size, piece, remote,
+                None, None)
     reason = event = None
-    if result == "failed":
+    if race_lost:
+        reason = RACE_LOST
+    elif result == "failed":
         error = str(f.get("error", ""))
         reason = classify(error)
         if reason == "database":
             event = classify_error_text(error)
-    elif result == "canceled" and "reason" in f:
-        reason = classify(str(f["reason"]))
+        elif reason == SPEED_TOO_LOW:
+            result = "canceled"
+    elif result == "canceled" and ("reason" in f or "error" in f):
+        reason = classify(str(f["reason"] if "reason" in f else f["error"]))
     if type(size) is not int or not 0 <= size <= MAX_PIECE_SIZE:  # bool, float, huge
         size = None
     return (

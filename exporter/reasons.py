@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import re
 
+#: an upload the node cut because the client was too slow (`upload failed`, error `speed too
+#: low, current:… < limit:…`, the node's `--storage2.min-upload-speed`): a cancel
+SPEED_TOO_LOW = "speed_too_low"
+#: the `… canceled (race lost or node shutdown)` lines (v1.86+): the cancel reason they give
+RACE_LOST = "race_lost"
+
 _RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (SPEED_TOO_LOW, ("speed too low",)),
+    # hashstore before v1.154 (storagenode/hashstore, removed in 4abae8d168)
+    ("collision", ("collision detected",)),
     ("file_not_found", ("file does not exist", "no such file or directory")),
     ("disk_full", ("no space left on device", "not enough available disk space")),
     (
@@ -63,6 +72,8 @@ _BARE_EOF = re.compile(r"(?:^|: )eof$")
 
 #: Every value `classify` can return, in table order (for zero-initialised series and docs).
 REASONS: tuple[str, ...] = (*(label for label, _ in _RULES), "other")
+#: every reason of storagenode_transfer_cancel_reasons_total
+CANCEL_REASONS: tuple[str, ...] = (*REASONS, RACE_LOST)
 
 
 def classify(text: str) -> str:

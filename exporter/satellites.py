@@ -30,6 +30,9 @@ KNOWN: dict[str, str] = {
 #: label values of satellite IDs that are not node IDs, and of satellites beyond the bound
 INVALID = "invalid"
 OVERFLOW = "overflow"
+#: label value of transfers whose line names no satellite (v0.x lines, the v1.86-v1.98
+#: race-lost lines whose started line was not seen; exporter/parser.py UNKNOWN)
+UNKNOWN = "unknown"
 #: distinct satellites tracked per node (the production network has four)
 MAX_SATELLITES = 64
 
@@ -90,7 +93,7 @@ class SatelliteNames:
 
     def is_label(self, satellite_id: str) -> bool:
         """May this satellite ID from a log line become a label value (see module doc)?"""
-        return satellite_id in self._names or is_node_id(satellite_id)
+        return satellite_id in self._names or satellite_id == UNKNOWN or is_node_id(satellite_id)
 
     def learn(self, satellite_id: str, url: str) -> None:
         """Record a name for a satellite the built-in table does not know."""

@@ -21,7 +21,20 @@ from bisect import bisect_left
 from collections.abc import Callable
 from datetime import datetime
 
-from exporter.parser import COMMON_LINE_RE, MAX_PIECE_SIZE, OTHER, START, parse_line
+from exporter import prefixes
+from exporter.cancels import RaceLost, StartIndex
+from exporter.housekeeping import HOUSE_BUCKETS, SATELLITE_METRICS
+from exporter.parser import (
+    COMMON_LINE_RE,
+    HOUSE,
+    MAX_PIECE_SIZE,
+    OTHER,
+    START,
+    UNKNOWN,
+    available_space,
+    parse_line,
+)
+from exporter.reasons import RACE_LOST
 from exporter.satellites import INVALID, MAX_SATELLITES, OVERFLOW, SATELLITES
 
 log = logging.getLogger("exporter.state")
@@ -38,6 +51,10 @@ SIZE_BUCKETS: tuple[float, ...] = (
 DURATION_BUCKETS: tuple[float, ...] = (
     0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
 )
+#: housekeeping counters stop here (checkpoint.MAX_VALUE): hostile lines cannot overflow them
+HOUSE_MAX = 10**18
+#: starts remembered by piece for the v1.86-v1.98 race-lost lines (seconds apart in practice)
+START_INDEX_MAX = 10_000
 
 #: A piece ID as storagenodes log it: 32 bytes in base32, no padding (reference §1.4).
 PIECE_ID = re.compile(r"[A-Z2-7]{52}")
@@ -182,6 +199,22 @@ class NodeState:
         self._satellites_of: dict | None = None
         #: lines whose application raised (a bug); the first is logged
         self.apply_errors = 0
+        #: (action, reason) -> canceled transfers whose line (or its pair) gives a reason
+        self.cancel_reasons: dict[tuple[str, str], int] = {}
+        #: housekeeping (exporter/housekeeping.py): counters, histograms, cumulative baselines
+        self.house: dict[tuple[str, ...], int] = {}
+        self.house_hists: dict[tuple[str, ...], Histogram] = {}
+        self.house_base: dict[tuple[str, ...], int] = {}
+        #: `Available Space` of the newest `upload started` line, None before one
+        self.available_space: int | None = None
+        #: race-lost cancels waiting for their DEBUG line (exporter/cancels.py)
+        self.race_lost = RaceLost()
+        #: starts by piece (exporter/cancels.py), once a log showed a race-lost line with the
+        #: piece ID alone (`index_starts`; the C hot path then leaves started lines to Python)
+        self.start_index = StartIndex(min(max_pending, START_INDEX_MAX))
+        self.index_starts = False
+        #: the last batch had prefixed lines: strip the next one before the fast path
+        self._prefixed = False
 
     # ---- writing -------------------------------------------------------------------------
 
@@ -195,6 +228,9 @@ class NodeState:
                 self._line(line, t)
             return
         text = "\n".join(lines)
+        if self._prefixed or prefixes.has_prefix(lines[0]):
+            text, stripped = prefixes.STRIP_TEXT.subn("", text)
+            self._prefixed = stripped > 0
         before = self._counted()
         try:
             if self._scan is not None:
@@ -210,6 +246,10 @@ class NodeState:
         b"\\n", no trailing newline, invalid UTF-8 replaced). Saves decoding and splitting
         when the C hot path reads the bytes directly. Returns the number of lines."""
         before = self._counted()
+        original = block
+        if self._prefixed or prefixes.has_prefix(bytes(block[:256])):
+            block, stripped = prefixes.STRIP_BYTES.subn(b"", block)
+            self._prefixed = stripped > 0
         try:
             if self._scan is not None:
                 return self._scan(self, block, read_time, "replace")
@@ -217,7 +257,7 @@ class NodeState:
             self._feed_text(text, read_time)
             return text.count("\n") + 1
         except Exception as exc:
-            lines = str(block, "utf-8", "replace").split("\n")
+            lines = str(original, "utf-8", "replace").split("\n")
             self._recover(lines, before, read_time, exc)
             return len(lines)
 
@@ -270,7 +310,7 @@ class NodeState:
                 for line in text[pos : start - 1].split("\n"):
                     other(line, read_time)
             pos = m.end() + 1
-            ts, level, message, piece, satellite, action, dsize, dremote, uremote, usize = (
+            ts, level, message, piece, satellite, action, dsize, dremote, uremote, usize, free = (
                 m.groups()
             )
             started = message[-1] == "d" and message[-3] == "t"  # "... started"
@@ -288,7 +328,9 @@ class NodeState:
             self.last_timestamp = ts
             remote = dremote if dremote is not None else uremote
             if started:
-                self._start(ts, action, piece, remote, read_time)
+                if free is not None and (free := available_space(free)) is not None:
+                    self.available_space = free
+                self._start(ts, action, piece, remote, read_time, satellite)
                 continue
             key = (satellite, action, "success")
             try:
@@ -316,6 +358,10 @@ class NodeState:
     def _line(self, line: str, read_time: float | None) -> None:
         try:
             event = parse_line(line)
+            if event is None:  # a prefix (docker -t, compose, TrueNAS, journald), tabs lost
+                event = prefixes.parse_prefixed(line, parse_line)
+                if event is not None:
+                    self._prefixed = True
             if event is not None:
                 self.apply(event, read_time)
                 return
@@ -324,10 +370,13 @@ class NodeState:
         self.unparsed += 1
 
     def apply(self, event: tuple, read_time: float | None) -> None:
-        if event[0] == OTHER:
+        kind = event[0]
+        if kind in (OTHER, HOUSE):
             name = event[3]
             if name is not None:
                 self._event(name)
+            if kind == HOUSE:
+                self._house(event[4])
         else:
             self._apply_transfer(event, read_time)
         # counted last: a line whose application raised counts as unparsed only (_line)
@@ -340,18 +389,29 @@ class NodeState:
             self.last_timestamp = event[2]
 
     def _apply_transfer(self, event: tuple, read_time: float | None) -> None:
-        _, _, ts, phase, result, action, satellite, size, piece, remote, reason, name = event
+        _, level, ts, phase, result, action, satellite, size, piece, remote, reason, name = event
         if phase == START:
-            self._start(ts, action, piece, remote, read_time)
+            if size is not None:  # `Available Space` of an `upload started` line
+                self.available_space = size
+            self._start(ts, action, piece, remote, read_time, satellite)
             return
+        if reason is not None:  # failures and cancels that say why: one count per transfer
+            if reason == RACE_LOST:
+                action, satellite, remote = self._race_lost(ts, action, satellite, piece, remote)
+            elif (level == "debug" and self.race_lost.recent
+                  and self.race_lost.absorb(piece, self._log_time(ts), action)):
+                return  # the DEBUG line of a race-lost cancel counted already
+            if result == "canceled":
+                ckey = (action, reason)
+                self.cancel_reasons[ckey] = self.cancel_reasons.get(ckey, 0) + 1
         key = (satellite, action, result)
         try:
             self.transfers[key] += 1
         except KeyError:
             key = (self._new_satellite(satellite), action, result)
-            self.transfers[key] += 1
+            self.transfers[key] = self.transfers.get(key, 0) + 1  # `unknown` has no zeros
         if size is not None:
-            self.bytes[key] += size
+            self.bytes[key] = self.bytes.get(key, 0) + size
             if result == "success":
                 self.sizes[action].observe(size)
         if reason is not None and result == "failed":
@@ -365,6 +425,41 @@ class NodeState:
             self._finish(ts, action, result, piece, remote, read_time)
         if self.geo is not None and remote:
             self.geo.record(action, remote, size or 0, read_time)
+
+    def _log_time(self, ts: str) -> float | None:
+        return self._clock(ts) if ts else None
+
+    def _race_lost(self, ts: str, action: str, satellite: str, piece: str,
+                   remote: str) -> tuple[str, str, str]:
+        """A race-lost cancel: satellite, action and remote address from its started line
+        when the line has the piece ID alone (v1.86-v1.98), remembered for its DEBUG line."""
+        if action == UNKNOWN:
+            self.index_starts = True  # from now on every start is indexed by piece
+            started = self.start_index.take(piece)
+            if started is not None:
+                satellite, action, remote = started
+        self.race_lost.add(piece, self._log_time(ts), None if action == UNKNOWN else action)
+        return action, satellite, remote
+
+    def _house(self, updates: tuple) -> None:
+        """Apply exporter/housekeeping.py updates; satellites are checked like a transfer's."""
+        for op, key, value in updates:
+            if key[0] in SATELLITE_METRICS and key[1] != UNKNOWN:
+                key = (key[0], self._new_satellite(key[1]), *key[2:])
+            if op == "c":
+                self.house[key] = min(self.house.get(key, 0) + value, HOUSE_MAX)
+            elif op == "h":
+                hist = self.house_hists.get(key)
+                if hist is None:
+                    hist = self.house_hists[key] = Histogram(HOUSE_BUCKETS)
+                hist.observe(value)
+            elif op == "b":
+                self.house_base[key] = value
+            else:  # "d": the increase of a cumulative value since its baseline
+                base = self.house_base.get(key)
+                grown = value - base if base is not None and value > base else 0
+                self.house[key] = min(self.house.get(key, 0) + grown, HOUSE_MAX)
+                self.house_base[key] = value
 
     def _event(self, name: str) -> None:
         try:
@@ -386,7 +481,8 @@ class NodeState:
         if satellite not in known:
             if not SATELLITES.is_label(satellite):
                 satellite = INVALID
-            elif len(known) - (INVALID in known) - (OVERFLOW in known) >= MAX_SATELLITES:
+            elif (len(known) - (INVALID in known) - (OVERFLOW in known) - (UNKNOWN in known)
+                  >= MAX_SATELLITES):
                 satellite = OVERFLOW
             known.add(satellite)
         for action in ACTIONS:
@@ -408,7 +504,10 @@ class NodeState:
             return read_time
         return logged
 
-    def _start(self, ts: str, action: str, piece: str, remote: str, read_time) -> None:
+    def _start(self, ts: str, action: str, piece: str, remote: str, read_time,
+               satellite: str) -> None:
+        if self.index_starts:
+            self.start_index.add(piece, satellite, action, remote)
         when = self._event_time(ts, read_time)
         if when is None:
             return
@@ -481,6 +580,11 @@ class NodeState:
             "events": dict(self.events),
             "starts_expired": self.starts_expired,
             "last_timestamp": self.last_timestamp,
+            "cancel_reasons": dict(self.cancel_reasons),
+            "house": dict(self.house),
+            "house_hists": {k: (list(h.counts), h.sum) for k, h in self.house_hists.items()},
+            "house_base": dict(self.house_base),
+            "available_space": self.available_space,
         }
 
     def snapshot(self) -> dict:

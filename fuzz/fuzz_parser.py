@@ -16,6 +16,7 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 with atheris.instrument_imports(include=["exporter"]):
+    from exporter import parser, prefixes
     from exporter.parser import ACTIONS, FINISH, LEVELS, OTHER, START, TRANSFER, parse_line
     from exporter.reasons import classify  # noqa: F401  (instrumented: reasons are labels)
     from exporter.state import RESULTS, NodeState
@@ -33,11 +34,18 @@ def check_event(line: str, event: tuple | None) -> None:
     ok = isinstance(event, tuple) and event[1] in LEVEL_NAMES and isinstance(event[2], str)
     if ok and event[0] == OTHER:
         ok = len(event) == 4 and (event[3] is None or isinstance(event[3], str))
+    elif ok and event[0] == getattr(parser, "HOUSE", None):  # housekeeping (issue 13)
+        ok = (len(event) == 5 and (event[3] is None or isinstance(event[3], str))
+              and isinstance(event[4], tuple) and all(
+                  op in ("c", "h", "b", "d") and isinstance(key, tuple)
+                  and isinstance(value, int | float) and 0 <= value < 2**63
+                  for op, key, value in event[4]))
     elif ok and event[0] == TRANSFER:
         _, _, _, phase, result, action, satellite, size, piece, remote, reason, _ = event
         ok = (
             phase in (START, FINISH) and (result in RESULTS if phase == FINISH else True)
-            and action in ACTIONS and isinstance(satellite, str) and isinstance(piece, str)
+            and (action in ACTIONS or action == getattr(parser, "UNKNOWN", None))
+            and isinstance(satellite, str) and isinstance(piece, str)
             and isinstance(remote, str) and (size is None or (type(size) is int and size >= 0))
             and (reason is None or isinstance(reason, str))
         )
@@ -45,8 +53,10 @@ def check_event(line: str, event: tuple | None) -> None:
         ok = False
     if not ok:
         raise checks.Finding(f"parse_line({line!r}) = {event!r}")
-    if event[0] == TRANSFER:
+    if event[0] == TRANSFER and event[3] == FINISH:  # a start's slot: its Available Space
         checks.check_size(line, event[7])
+    elif event[0] == TRANSFER and event[7] is not None and not 0 <= event[7] < 10**18:
+        raise checks.Finding(f"bounds: Available Space {event[7]!r} in {line[:200]!r}")
 
 
 def test_one_input(data: bytes) -> None:
@@ -64,6 +74,9 @@ def one_input(data: bytes) -> None:
     for line in lines:
         event = parse_line(line)
         check_event(line, event)
+        if event is None:  # NodeState's fallback: a prefix, tabs turned into spaces (issue 13)
+            event = prefixes.parse_prefixed(line, parse_line)
+            check_event(line, event)
         if event is None:
             reference.unparsed += 1
         else:

@@ -41,6 +41,9 @@ def everything(state: NodeState) -> dict:
         "top_counts": dict(state.top_pieces.counts),
         "newest": state._newest,
         "next_sweep": state._next_sweep,
+        "race_lost": list(state.race_lost.recent.items()),
+        "start_index": list(state.start_index.starts.items()),
+        "index_starts": state.index_starts,
     }
 
 
