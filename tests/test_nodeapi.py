@@ -21,7 +21,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.nodeapi import NodeApiCollector, NodeApiPoller
+from exporter.nodeapi import ENDPOINTS, NodeApiCollector, NodeApiPoller
 from exporter.nodeapi.parse import (
     Malformed,
     parse_held,
@@ -83,11 +83,10 @@ def sim():
 def test_golden_exposition(version: str) -> None:
     with SimulatedNodeApi(version, clock=fixed) as server:
         poller = NodeApiPoller("n1", server.url, clock=fixed)
-        assert poller.poll_once() == dict.fromkeys(
-            ("node", "satellites", "satellite", "payout", "held"), True)
+        assert poller.poll_once() == dict.fromkeys(ENDPOINTS, True)
         text = exposition(poller)
     durations = DURATION.findall(text)
-    assert len(durations) == 5
+    assert len(durations) == len(ENDPOINTS)
     for _, seconds in durations:
         assert 0 <= float(seconds) < 5
     text = DURATION.sub(r"\1 <duration>", text)
@@ -114,11 +113,13 @@ def test_disk_means_the_same_for_every_version(version: str) -> None:
 
 
 def test_goldens_differ_only_where_versions_differ() -> None:
-    """Across versions only the version labels and reclaimable may change."""
+    """Across versions only the version labels, reclaimable and the at-rest day (v1.162
+    flags the newest completed day `calculated`) may change."""
     def stripped(version: str) -> list[str]:
         return [line for line in (GOLDEN / f"api_{version}.txt").read_text().splitlines()
                 if not line.startswith(("storagenode_info{", "storagenode_disk_reclaimable"))
-                and "storagenode_disk_reclaimable" not in line]
+                and "storagenode_disk_reclaimable" not in line
+                and not line.startswith("storagenode_satellite_storage_at_rest_")]
     base = stripped("v1.146")
     for version in VERSIONS:
         assert stripped(version) == base, version
@@ -254,7 +255,8 @@ def _log_lines(caplog) -> list[tuple[str, str]]:
 
 
 ALL_PATHS = ("/api/sno/", "/api/sno/satellites", "/api/sno/satellite/{id}",
-             "/api/sno/estimated-payout", "/api/heldamount/held-history")
+             "/api/sno/estimated-payout", "/api/heldamount/held-history",
+             "/api/sno/estimated-payout?id={id}", "/api/heldamount/paystubs/{start}/{end}")
 
 
 def test_malformed_answers_count_and_log_once_per_state_change(sim, caplog) -> None:
@@ -286,6 +288,9 @@ def test_malformed_answers_count_and_log_once_per_state_change(sim, caplog) -> N
     assert value(text, "storagenode_api_errors_total", node="n1", endpoint="satellite") == 12
     assert value(text, "storagenode_api_errors_total", node="n1", endpoint="payout") == 3
     assert value(text, "storagenode_api_errors_total", node="n1", endpoint="held") == 3
+    assert value(text, "storagenode_api_errors_total", node="n1",
+                 endpoint="satellite_payout") == 12
+    assert value(text, "storagenode_api_errors_total", node="n1", endpoint="paystubs") == 3
     sim.scenario.clear()
     assert all(poller.poll_once().values())
     assert value(exposition(poller), "storagenode_up", node="n1") == 1
@@ -316,8 +321,7 @@ def test_failing_payout_keeps_other_endpoints(sim) -> None:
     before = exposition(poller)
     sim.scenario["fail"] = ["payout"]
     result = poller.poll_once()
-    assert result == {"node": True, "satellites": True, "satellite": True, "payout": False,
-                      "held": True}
+    assert result == {**dict.fromkeys(ENDPOINTS, True), "payout": False}
     after = exposition(poller)
     assert value(after, "storagenode_up", node="n1") == 1
     assert value(after, "storagenode_api_errors_total", node="n1", endpoint="payout") == 1
@@ -330,8 +334,9 @@ def test_stale_values_are_dropped(sim) -> None:
     poller = NodeApiPoller("n1", sim.url, clock=fixed,
                            intervals={"node": 0.05}, timeouts={"node": 0.2})
     poller.poll_once()
+    poller.poll_once(("node",))  # a fresh success right before the failure
     sim.scenario["fail"] = {"node": True}
-    poller.poll_once()
+    poller.poll_once(("node",))
     text = exposition(poller)
     assert value(text, "storagenode_disk_used_bytes", node="n1") == 4213456789012  # kept
     time.sleep(0.45)  # > 3 x 0.05 s + 0.2 s since the last success
@@ -460,7 +465,7 @@ def test_wallet_only_with_opt_in(sim) -> None:
 
 def test_bad_settings_are_rejected() -> None:
     with pytest.raises(ValueError, match="unknown API endpoint"):
-        NodeApiPoller("n1", "http://127.0.0.1:1", intervals={"paystubs": 60})
+        NodeApiPoller("n1", "http://127.0.0.1:1", intervals={"notifications": 60})
     with pytest.raises(ValueError, match="positive"):
         NodeApiPoller("n1", "http://127.0.0.1:1", timeouts={"payout": 0})
     assert NodeApiPoller("n1", "10.0.0.5:14002/").base_url == "http://10.0.0.5:14002"

@@ -397,7 +397,8 @@ def test_config_file_sets_api_intervals_and_timeouts(tmp_path) -> None:
     assert good.nodes[0].api_timeouts["node"] == 0.7
     assert good.nodes[0].api_intervals["payout"] == 0.5
     path = tmp_path / "bad.yml"
-    for item, message in (({"api_timeouts": {"paystubs": 1}}, "api_timeouts.paystubs: unknown"),
+    for item, message in (({"api_timeouts": {"notifications": 1}},
+                           "api_timeouts.notifications: unknown"),
                           ({"api_intervals": {"node": 0}}, "api_intervals.node: must be positive"),
                           ({"api_timeouts": {"node": "1s"}}, "expected seconds")):
         path.write_text(json.dumps({"nodes": [{"name": "n1", "api": "http://x:1", **item}]}))

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporter.nodeapi.parse import Scores
+from exporter.nodeapi.parse import PAYSTUB_KINDS, Payout, Scores
 from exporter.nodeapi.poller import NodeApiPoller, Snapshot
 from exporter.satellites import SATELLITES, short_name_from_url
 
@@ -29,6 +29,22 @@ _SCORES = (("audit", "Audit score, 0-1 (disqualification below 0.96)."),
            ("suspension", "Suspension (unknown audit) score, 0-1 (suspended below 0.6)."),
            ("online", "Online score, 0-1 (suspended below 0.6; unhealthy below 0.9)."))
 _PERIODS = ("current_month", "previous_month")
+_SAT_PERIOD = ["node", "satellite", "period"]
+_SAT_PAYOUT = {  # storagenode_satellite_payout_<key>: (help, labels), from estimated-payout?id=
+    "estimated_dollars": (
+        "Estimated payout from the satellite in dollars after the held amount: current_month "
+        "so far, previous_month, current_month_expected (projected to the month's end); the "
+        "node-wide sum is storagenode_payout_estimated_dollars.", _SAT_PERIOD),
+    "held_dollars": ("Dollars the satellite holds back from the period's estimated earnings.",
+                     _SAT_PERIOD),
+    "held_rate_ratio": (
+        "Share of the period's earnings the satellite holds back, 0-1, by the node's age on "
+        "it (0.75 in months 1-3, 0.5 in 4-6, 0.25 in 7-9, then 0).", _SAT_PERIOD),
+    "estimated_component_dollars": (
+        "Estimated earnings from the satellite in dollars before the held amount, by "
+        "component: egress, repair_audit (repair and audit egress), disk (storage).",
+        [*_SAT_PERIOD, "component"]),
+}
 
 log = logging.getLogger("exporter.nodeapi")
 
@@ -196,6 +212,20 @@ class NodeApiCollector:
                 gauge("storagenode_satellite_joined_timestamp_seconds",
                       "When the node joined the satellite, Unix time (drives the held rate).",
                       ["node", "satellite"]).add_metric([n, label], month.joined_at)
+        for name, attr, doc in (
+            ("storagenode_satellite_storage_at_rest_bytes", "bytes",
+             "Average bytes stored on the newest day of this month the satellite has tallied "
+             "(storageDaily atRestTotalBytes; days the node only projected, flagged calculated "
+             "since v1.162, are skipped): what the satellite pays for, to compare with "
+             "storagenode_disk_used_bytes minus trash. Absent until the month's first tally."),
+            ("storagenode_satellite_storage_at_rest_timestamp_seconds", "day",
+             "Start (00:00 UTC) of the day storagenode_satellite_storage_at_rest_bytes is "
+             "from, Unix time; the tally usually lags one or two days."),
+        ):
+            for label, month in months:
+                if month.at_rest is not None:
+                    gauge(name, doc, ["node", "satellite"]).add_metric(
+                        [n, label], getattr(month.at_rest, attr))
 
     # -- money ---------------------------------------------------------------------------------
 
@@ -229,6 +259,49 @@ class NodeApiCollector:
             gauge("storagenode_payout_held_total_dollars",
                   "Dollars still held back by the satellite (total held minus returned).",
                   ["node", "satellite"]).add_metric([n, label], item.held)
+        for label, item in held_by:
+            gauge("storagenode_payout_held_returned_dollars",
+                  "Dollars of held amount the satellite has paid back so far (totalDisposed: "
+                  "half at month 16, the rest after a graceful exit).",
+                  ["node", "satellite"]).add_metric([n, label], item.returned)
+
+        def label_of(sat_id: str) -> str:
+            return sat_labels.get(sat_id) or SATELLITES.name(sat_id)
+
+        per_sat = sorted(((label_of(sat_id), pay) for sat_id, pay in snap.satellite_payouts),
+                         key=lambda x: x[0])
+        for label, pay in per_sat:
+            NodeApiCollector._satellite_payout(n, label, pay, gauge)
+        stubs = sorted(((label_of(s.satellite_id), ago, s) for ago, s in snap.paystubs),
+                       key=lambda x: (x[0], x[1]))
+        fam = gauge("storagenode_paystub_dollars",
+                    "The satellite's paystub for the month months_ago whole months before the "
+                    "current UTC month (1 = last month, up to 12), in dollars: kind earned "
+                    "(storage, egress, repair and audit, with any surge), held, disposed (held "
+                    "amount returned), paid, distributed (actually transferred). A month appears "
+                    "once its paystub has arrived (usually in the first half of the next "
+                    "month).", ["node", "satellite", "months_ago", "kind"])
+        for kind in PAYSTUB_KINDS:
+            for label, ago, stub in stubs:
+                amount = getattr(stub, kind)
+                if amount is not None:
+                    fam.add_metric([n, label, str(ago), kind], amount)
+
+    @staticmethod
+    def _satellite_payout(n: str, label: str, pay: Payout, gauge) -> None:
+        """estimated-payout?id=: the node-wide payout families, per satellite."""
+        fam = {key: gauge(f"storagenode_satellite_payout_{key}", doc, labels)
+               for key, (doc, labels) in _SAT_PAYOUT.items()}
+        for period in _PERIODS:
+            month = getattr(pay, period)
+            fam["estimated_dollars"].add_metric([n, label, period], month.payout)
+            fam["held_dollars"].add_metric([n, label, period], month.held)
+            fam["held_rate_ratio"].add_metric([n, label, period], month.held_rate)
+            for component in ("egress", "repair_audit", "disk"):
+                fam["estimated_component_dollars"].add_metric(
+                    [n, label, period, component], getattr(month, component))
+        fam["estimated_dollars"].add_metric([n, label, "current_month_expected"],
+                                            pay.current_month_expected)
 
     # -- the poller itself ---------------------------------------------------------------------
 

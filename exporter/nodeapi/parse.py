@@ -241,6 +241,43 @@ class SatelliteMonth:
     egress: dict[str, float]  # usage, repair, audit
     storage_average_bytes: float | None
     joined_at: float | None
+    at_rest: AtRest | None  # the satellite's newest tally this month, if any
+
+
+@dataclass(frozen=True, slots=True)
+class AtRest:
+    """One `storageDaily` day as the satellite tallied it: average bytes, and the day."""
+
+    bytes: float
+    day: float  # Unix time of intervalStart (the UTC day's start)
+
+
+def newest_at_rest(raw: Any, where: str) -> AtRest | None:
+    """The newest `storageDaily` day the satellite tallied, skipping `calculated` ones.
+
+    Since v1.162 the node fills days whose tally has not arrived (and today) with a
+    projection from the last tally, flagged `calculated: true` (storageusage.NormalizeForDisplay);
+    those are not what the satellite reported. `atRestTotalBytes` (since v1.70) is the
+    day's average in bytes; without it `atRestTotal` (byte-hours) / `intervalInHours`."""
+    best: AtRest | None = None
+    for i, item in enumerate(_list(raw, f"{where}.storageDaily")):
+        day_where = f"{where}.storageDaily[{i}]"
+        item = _obj(item, day_where)
+        if item.get("calculated") is True:
+            continue
+        day = parse_time(item.get("intervalStart"), f"{day_where}.intervalStart")
+        if day is None:
+            continue
+        if "atRestTotalBytes" in item:
+            value = _num(item, "atRestTotalBytes", day_where, 0.0)
+        else:
+            hours = item.get("intervalInHours") or 24
+            if isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0:
+                raise Malformed(f"{day_where}.intervalInHours: {hours!r:.40} is not positive")
+            value = _num(item, "atRestTotal", day_where, 0.0) / hours
+        if best is None or day > best.day:
+            best = AtRest(bytes=value, day=day)
+    return best
 
 
 def parse_satellite(doc: Any, satellite_id: str) -> SatelliteMonth:
@@ -270,6 +307,7 @@ def parse_satellite(doc: Any, satellite_id: str) -> SatelliteMonth:
         storage_average_bytes=(_num(doc, "averageUsageBytes", where)
                                if average is not None else None),
         joined_at=parse_time(doc.get("nodeJoinedAt"), f"{where}.nodeJoinedAt"),
+        at_rest=newest_at_rest(doc.get("storageDaily"), where),
     )
 
 
@@ -289,6 +327,7 @@ class PayoutMonth:
     egress: float
     repair_audit: float
     disk: float
+    held_rate: float  # 0-1; the node fills it in only for one satellite (`?id=`), else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,11 +345,12 @@ def _payout_month(raw: Any, where: str) -> PayoutMonth:
         egress=_cents(_num(month, "egressBandwidthPayout", where)),
         repair_audit=_cents(_num(month, "egressRepairAuditPayout", where)),
         disk=_cents(_num(month, "diskSpacePayout", where)),
+        held_rate=_num(month, "heldRate", where, 0.0, 100.0) / 100,
     )
 
 
 def parse_payout(doc: Any) -> Payout:
-    """`GET /api/sno/estimated-payout` (money in cents)."""
+    """`GET /api/sno/estimated-payout[?id=]` (money in cents)."""
     doc = _obj(doc, "/api/sno/estimated-payout")
     return Payout(
         current_month=_payout_month(doc.get("currentMonth"), "currentMonth"),
@@ -327,6 +367,7 @@ class Held:
     satellite_id: str
     url: str
     held: float  # dollars still held back: totalHeld - totalDisposed
+    returned: float  # dollars of held amount paid back (totalDisposed)
 
 
 def parse_held(doc: Any) -> tuple[Held, ...]:
@@ -337,10 +378,65 @@ def parse_held(doc: Any) -> tuple[Held, ...]:
     for i, item in enumerate(_list(doc, "held-history")):
         where = f"held-history[{i}]"
         item = _obj(item, where)
-        micro = _num(item, "totalHeld", where) - _num(item, "totalDisposed", where)
+        disposed = _num(item, "totalDisposed", where)
         result.append(Held(
             satellite_id=_str(item, "satelliteID", where),
             url=_str(item, "satelliteName", where),
-            held=round(micro / 1e6, 6),
+            held=_micro(_num(item, "totalHeld", where) - disposed),
+            returned=_micro(disposed),
+        ))
+    return tuple(result)
+
+
+def _micro(value: float) -> float:
+    """Micro-dollars (paystubs, held history) -> dollars, without float noise."""
+    return round(value / 1e6, 6)
+
+
+# -- /api/heldamount/paystubs/{start}/{end} ----------------------------------------------------
+
+PAYSTUB_KINDS = ("earned", "held", "disposed", "paid", "distributed")
+_PERIOD = re.compile(r"(\d{4})-(\d{2})")
+
+
+@dataclass(frozen=True, slots=True)
+class PayStub:
+    """One satellite's paystub for one month, in dollars (see PAYSTUB_KINDS)."""
+
+    satellite_id: str
+    year: int
+    month: int
+    earned: float  # storage + egress + repair + audit, times the surge (as payout-history)
+    held: float
+    disposed: float  # held amount returned with this month's payout
+    paid: float
+    distributed: float | None  # None: a node too old to report it
+
+
+def parse_paystubs(doc: Any) -> tuple[PayStub, ...]:
+    """`GET /api/heldamount/paystubs/{start}/{end}`: `[]PayStub` (money in micro-dollars)."""
+    if doc is not None and not isinstance(doc, list):
+        raise Malformed(f"paystubs: expected a list, got {type(doc).__name__}")
+    result = []
+    for i, item in enumerate(_list(doc, "paystubs")):
+        where = f"paystubs[{i}]"
+        item = _obj(item, where)
+        period = _str(item, "period", where)
+        match = _PERIOD.fullmatch(period)
+        if not match or not 1 <= int(match[2]) <= 12:
+            raise Malformed(f"{where}.period: not YYYY-MM: {period!r:.40}")
+        comp = sum(_num(item, key, where) for key in
+                   ("compAtRest", "compGet", "compGetRepair", "compGetAudit"))
+        surge = _num(item, "surgePercent", where, 0.0, 1e4) or 100.0  # 0: no surge
+        result.append(PayStub(
+            satellite_id=_str(item, "satelliteId", where),
+            year=int(match[1]),
+            month=int(match[2]),
+            earned=_micro(comp * surge / 100),
+            held=_micro(_num(item, "held", where)),
+            disposed=_micro(_num(item, "disposed", where)),
+            paid=_micro(_num(item, "paid", where)),
+            distributed=(_micro(_num(item, "distributed", where))
+                         if "distributed" in item else None),
         ))
     return tuple(result)

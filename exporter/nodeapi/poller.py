@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from exporter import __version__
 from exporter.nodeapi.client import ApiError, get_json, printable
@@ -32,11 +33,13 @@ from exporter.nodeapi.parse import (
     Malformed,
     NodeInfo,
     Payout,
+    PayStub,
     SatelliteMonth,
     Scores,
     parse_held,
     parse_node,
     parse_payout,
+    parse_paystubs,
     parse_satellite,
     parse_satellites,
 )
@@ -44,20 +47,28 @@ from exporter.satellites import SATELLITES
 
 log = logging.getLogger("exporter.nodeapi")
 
-ENDPOINTS = ("node", "satellites", "satellite", "payout", "held")
+ENDPOINTS = ("node", "satellites", "satellite", "payout", "held", "satellite_payout",
+             "paystubs")
 PATHS = {
     "node": "/api/sno/",
     "satellites": "/api/sno/satellites",
     "satellite": "/api/sno/satellite/{id}",
     "payout": "/api/sno/estimated-payout",
     "held": "/api/heldamount/held-history",
+    "satellite_payout": "/api/sno/estimated-payout?id={id}",
+    "paystubs": "/api/heldamount/paystubs/{start}/{end}",
 }
 # Scores sync from the satellites every 4 h and storage every 12 h (reference §4.8), so
-# polling faster gains nothing; payout and held history change even more slowly.
+# polling faster gains nothing; payout and held history change even more slowly, and a
+# paystub only once a month (the previous month's arrives in the first half of the next).
 DEFAULT_INTERVALS = {"node": 60.0, "satellites": 60.0, "satellite": 300.0,
-                     "payout": 900.0, "held": 1800.0}
+                     "payout": 900.0, "held": 1800.0, "satellite_payout": 900.0,
+                     "paystubs": 21600.0}
 DEFAULT_TIMEOUTS = {"node": 10.0, "satellites": 20.0, "satellite": 20.0,
-                    "payout": 120.0, "held": 60.0}
+                    "payout": 120.0, "held": 60.0, "satellite_payout": 120.0,
+                    "paystubs": 60.0}
+PER_SATELLITE = ("satellite", "satellite_payout")  # one request per listed satellite
+PAYSTUB_MONTHS = 12  # months_ago 1..12: a bounded label, not a growing `period`
 STALE_INTERVALS = 3
 OVERRUN_GRACE = 1.0  # seconds past the timeout before a poll in flight counts as down
 
@@ -118,6 +129,8 @@ class Snapshot:
     months: tuple[SatelliteMonth, ...]
     payout: Payout | None
     held: tuple[Held, ...]
+    satellite_payouts: tuple[tuple[str, Payout], ...]  # (satellite ID, its estimate)
+    paystubs: tuple[tuple[int, PayStub], ...]  # (months ago, 1..PAYSTUB_MONTHS, paystub)
     endpoints: tuple[EndpointStats, ...]
 
 
@@ -128,6 +141,8 @@ class _Cache:
     months: dict[str, tuple[SatelliteMonth, float]] = field(default_factory=dict)
     payout: Payout | None = None
     held: tuple[Held, ...] | None = None
+    satellite_payouts: dict[str, tuple[Payout, float]] = field(default_factory=dict)
+    paystubs: tuple[PayStub, ...] | None = None
 
 
 class NodeApiPoller:
@@ -165,6 +180,8 @@ class NodeApiPoller:
             "satellite": self._poll_satellite,
             "payout": self._poll_payout,
             "held": self._poll_held,
+            "satellite_payout": self._poll_satellite_payout,
+            "paystubs": self._poll_paystubs,
         }
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -188,14 +205,15 @@ class NodeApiPoller:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads = []
 
-    def poll_once(self) -> dict[str, bool]:
-        """Poll every endpoint once, in order, synchronously; returns endpoint -> success."""
-        return {name: self._run(name) for name in ENDPOINTS}
+    def poll_once(self, names: tuple[str, ...] = ENDPOINTS) -> dict[str, bool]:
+        """Poll these endpoints (default all) once, in order, synchronously; returns
+        endpoint -> success."""
+        return {name: self._run(name) for name in names}
 
     def _loop(self, name: str) -> None:
         stats = self._stats[name]
         while not self._stop.is_set():
-            if name == "satellite" and not self._have_satellites.is_set():
+            if name in PER_SATELLITE and not self._have_satellites.is_set():
                 self._have_satellites.wait(0.2)  # needs the satellite list first
                 continue
             started = time.monotonic()
@@ -258,7 +276,9 @@ class NodeApiPoller:
             self._cache.scores = scores
         return []
 
-    def _poll_satellite(self) -> list[tuple[str, str]] | None:
+    def _per_satellite(self, name: str, parse: Callable[[object, str], object],
+                       cache: dict[str, tuple]) -> list[tuple[str, str]] | None:
+        """One request per satellite the node lists; each success is cached on its own."""
         with self._lock:
             info = self._cache.info
         if info is None:
@@ -266,18 +286,25 @@ class NodeApiPoller:
         errors = []
         for sat in info.satellites:
             try:
-                month = parse_satellite(self._get("satellite", id=sat.id), sat.id)
+                value = parse(self._get(name, id=sat.id), sat.id)
             except Exception as exc:
-                reason, text = _failure(exc, self.node, "satellite")
+                reason, text = _failure(exc, self.node, name)
                 errors.append((reason, f"satellite {SATELLITES.name(sat.id)}: {text}"))
                 continue
             with self._lock:
-                self._cache.months[sat.id] = (month, time.monotonic())
+                cache[sat.id] = (value, time.monotonic())
         with self._lock:  # satellites the node no longer lists
             listed = {sat.id for sat in info.satellites}
-            for sat_id in set(self._cache.months) - listed:
-                del self._cache.months[sat_id]
+            for sat_id in set(cache) - listed:
+                del cache[sat_id]
         return errors
+
+    def _poll_satellite(self) -> list[tuple[str, str]] | None:
+        return self._per_satellite("satellite", parse_satellite, self._cache.months)
+
+    def _poll_satellite_payout(self) -> list[tuple[str, str]] | None:
+        return self._per_satellite("satellite_payout", lambda doc, _: parse_payout(doc),
+                                   self._cache.satellite_payouts)
 
     def _poll_payout(self) -> list[tuple[str, str]]:
         payout = parse_payout(self._get("payout"))
@@ -293,6 +320,15 @@ class NodeApiPoller:
             self._cache.held = held
         return []
 
+    def _poll_paystubs(self) -> list[tuple[str, str]]:
+        """The last PAYSTUB_MONTHS whole months (UTC) in one request."""
+        now = _month_index(self._clock())
+        start, end = (_period(now - PAYSTUB_MONTHS), _period(now - 1))
+        stubs = parse_paystubs(self._get("paystubs", start=start, end=end))
+        with self._lock:
+            self._cache.paystubs = stubs
+        return []
+
     # -- for the collector ---------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
@@ -305,7 +341,12 @@ class NodeApiPoller:
                 for name, s in self._stats.items()
             }
             sat_limit = self._stats["satellite"].stale_after
+            pay_limit = self._stats["satellite_payout"].stale_after
             cache = self._cache
+            month_now = _month_index(self._clock())
+            stubs = tuple(
+                (month_now - (stub.year * 12 + stub.month - 1), stub)
+                for stub in (cache.paystubs or ()) if fresh["paystubs"])
             return Snapshot(
                 node=self.node,
                 include_wallet=self.include_wallet,
@@ -315,8 +356,23 @@ class NodeApiPoller:
                 months=tuple(m for m, at in cache.months.values() if now - at <= sat_limit),
                 payout=cache.payout if fresh["payout"] else None,
                 held=(cache.held or ()) if fresh["held"] else (),
+                satellite_payouts=tuple((sat_id, p) for sat_id, (p, at)
+                                        in cache.satellite_payouts.items()
+                                        if now - at <= pay_limit),
+                paystubs=tuple(s for s in stubs if 1 <= s[0] <= PAYSTUB_MONTHS),
                 endpoints=tuple(s.copy() for s in self._stats.values()),
             )
+
+
+def _month_index(unix: float) -> int:
+    """Months since year 0 of the UTC month `unix` falls in (year * 12 + month - 1)."""
+    day = datetime.fromtimestamp(unix, UTC)
+    return day.year * 12 + day.month - 1
+
+
+def _period(index: int) -> str:
+    """_month_index -> the node's YYYY-MM period."""
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 def _failure(exc: Exception, node: str, endpoint: str) -> tuple[str, str]:

@@ -8,12 +8,14 @@ with the real clock the disk fills and the month's bandwidth grows so dashboards
 Versions: `v1.142` (diskSpace before v1.143: `used` = pieces, `available` = allocation),
 `v1.144` (v1.143 meanings: `used` incl. trash, `available` = free, `allocated`,
 `reclaimable` always 0, `available` may go negative), `v1.146` (used/available fixed in
-v1.145) and `v1.162` (`reclaimable` reported, `calculated` in storageDaily).
+v1.145) and `v1.162` (`reclaimable` reported, `calculated` in storageDaily: the newest
+completed day and today are the node's projections, flagged `calculated: true`).
 
 Endpoints: `/api/sno/`, `/api/sno/satellites`, `/api/sno/satellite/{id}`,
 `/api/sno/satellites/{id}/pricing`, `/api/sno/estimated-payout[?id=]`,
-`/api/heldamount/held-history`. Any other path answers the dashboard's HTML page (HTTP 200),
-as the real console server does.
+`/api/heldamount/held-history`, `/api/heldamount/paystubs/{start}/{end}[?id=]` (see
+nodeapi_payouts.py). Any other path answers the dashboard's HTML page (HTTP 200), as the real
+console server does.
 
 Scenario keys (a plain dict, `SimulatedNodeApi.scenario`; read on every request, so a test
 may change it while the server runs; the CLI re-reads `--scenario FILE` when it changes).
@@ -45,7 +47,8 @@ an extra satellite's host):
       document), or {endpoint: "html" | "truncated"}.
 
 Endpoint names for the fault switches (the same as the exporter's `endpoint` label): `node`,
-`satellites`, `satellite`, `payout`, `held`, `pricing`; in a dict, `"*"` means every endpoint.
+`satellites`, `satellite`, `payout`, `held`, `pricing`, `satellite_payout` (estimated-payout
+with `?id=`), `paystubs`; in a dict, `"*"` means every endpoint.
 
 CLI: `python -m exporter.simulate.nodeapi --listen 127.0.0.1:PORT --version v1.146
 [--scenario FILE.json] [--seed N] [--fixed-time 2026-08-20T10:15:00Z]`.
@@ -73,10 +76,12 @@ from pathlib import Path
 from typing import Any
 
 from exporter.satellites import short_name_from_url
+from exporter.simulate.nodeapi_payouts import paystubs_doc
 
 DATA_DIR = Path(__file__).with_name("data")
 VERSIONS = ("v1.142", "v1.144", "v1.146", "v1.162")
-ENDPOINTS = ("node", "satellites", "satellite", "payout", "held", "pricing")
+ENDPOINTS = ("node", "satellites", "satellite", "payout", "held", "pricing",
+             "satellite_payout", "paystubs")
 
 # The model: node-wide bytes per day, split over satellites by share, +-20 % per day.
 DAILY_BYTES = {
@@ -450,23 +455,41 @@ class SimulatedNodeApi:
         item["intervalStart"] = rfc3339(_month_start(day).timestamp() + (day.day - 1) * 86400)
         return item
 
-    def _stamp(self, template: dict[str, Any], day: date, stored: float) -> dict[str, Any]:
+    def _stamp(self, template: dict[str, Any], day: date, stored: float,
+               calculated: bool = False, hours: float = 24) -> dict[str, Any]:
         item = copy.deepcopy(template)
-        item["atRestTotal"] = round(stored * 24, 1)
+        item["atRestTotal"] = 0 if calculated else round(stored * hours, 1)
         item["atRestTotalBytes"] = stored
         if "intervalInHours" in item:
-            item["intervalInHours"] = 24
+            item["intervalInHours"] = hours
         item["intervalStart"] = rfc3339(_month_start(day).timestamp() + (day.day - 1) * 86400)
         if "calculated" in item:
-            item["calculated"] = False
+            item["calculated"] = calculated
         return item
+
+    def _stamps(self, template: dict[str, Any], days: list[tuple[date, float]],
+                now: float) -> list[dict[str, Any]] | None:
+        """storageDaily rows. From v1.162 (`calculated` in the shape) the node fills the
+        newest completed day, whose tally has not arrived yet, and today with the last
+        tallied rate and flags them (storageusage.NormalizeForDisplay); before, those days
+        are simply missing."""
+        if "calculated" not in template or len(days) < 2:
+            return [self._stamp(template, d, b) for d, b in days] or None
+        *tallied, (pending, _) = days
+        rate = tallied[-1][1]
+        today = datetime.fromtimestamp(now, UTC).date()
+        since_midnight = (now - _month_start(today).timestamp()) / 3600 - (today.day - 1) * 24
+        return [*(self._stamp(template, d, b) for d, b in tallied),
+                self._stamp(template, pending, rate, calculated=True),
+                self._stamp(template, today, rate, calculated=True,
+                            hours=round(since_midnight, 6) or 24)]
 
     def satellite_doc(self, sat: _Satellite, now: float) -> dict[str, Any]:
         m = self.model
         doc = copy.deepcopy(sat.doc)
         bw = m.bandwidth_days(sat, now)
         st = m.storage_days(sat, self.scenario, now)
-        doc["storageDaily"] = [self._stamp(sat.doc["storageDaily"][0], d, b) for d, b in st] or None
+        doc["storageDaily"] = self._stamps(sat.doc["storageDaily"][0], st, now)
         doc["bandwidthDaily"] = [self._rollup(sat.doc["bandwidthDaily"][0], d, u)
                                  for d, u in bw] or None
         doc["storageSummary"] = sum(b * 24 for _, b in st)
@@ -494,15 +517,11 @@ class SimulatedNodeApi:
             for day, stored in m.storage_days(sat, self.scenario, now):
                 st[day] = st.get(day, 0.0) + stored
         tmpl_st, tmpl_bw = doc["storageDaily"][0], doc["bandwidthDaily"][0]
-        stamps = []
-        for day in sorted(st):
-            item = self._stamp(tmpl_st, day, round(st[day], 1))
-            stamps.append(item)
-        doc["storageDaily"] = stamps or None
+        days = [(day, round(st[day], 1)) for day in sorted(st)]
+        doc["storageDaily"] = self._stamps(tmpl_st, days, now)
         doc["bandwidthDaily"] = [self._rollup(tmpl_bw, d, bw[d]) for d in sorted(bw)] or None
-        doc["storageSummary"] = sum(s["atRestTotal"] for s in stamps)
-        doc["averageUsageBytes"] = (sum(s["atRestTotalBytes"] for s in stamps) / len(stamps)
-                                    if stamps else 0)
+        doc["storageSummary"] = sum(round(b * 24, 1) for _, b in days)
+        doc["averageUsageBytes"] = sum(b for _, b in days) / len(days) if days else 0
         ingress = sum(v for u in bw.values() for (dr, _), v in u.items() if dr == "ingress")
         egress = sum(v for u in bw.values() for (dr, _), v in u.items() if dr == "egress")
         doc["bandwidthSummary"] = ingress + egress
@@ -573,13 +592,18 @@ class SimulatedNodeApi:
             return "satellite", lambda: one(match[1], lambda s: self.satellite_doc(s, now))
         if match := re.fullmatch(r"/api/sno/satellites/([^/]+)/pricing", path):
             return "pricing", lambda: one(match[1], self.pricing_doc)
+        sat_id = dict(p.partition("=")[::2] for p in query.split("&") if p).get("id")
         if path == "/api/sno/estimated-payout":
-            sat_id = dict(p.partition("=")[::2] for p in query.split("&") if p).get("id")
             if sat_id:
-                return "payout", lambda: one(sat_id, lambda s: self.payout_doc(now, s.id))
+                return "satellite_payout", lambda: one(sat_id,
+                                                       lambda s: self.payout_doc(now, s.id))
             return "payout", lambda: (200, self.payout_doc(now))
         if path == "/api/heldamount/held-history":
             return "held", lambda: (200, self.held_doc())
+        if match := re.fullmatch(r"/api/heldamount/paystubs/([^/]+)/([^/]+)", path):
+            def stubs() -> tuple[int, Any]:
+                return paystubs_doc(self.model, self.scenario, now, match[1], match[2], sat_id)
+            return "paystubs", stubs
         return None, lambda: (200, None)
 
 
