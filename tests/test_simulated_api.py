@@ -32,6 +32,7 @@ PATHS = {
     "/api/sno/satellite/{id}": f"/api/sno/satellite/{US1}",
     "/api/sno/estimated-payout": "/api/sno/estimated-payout",
     "/api/heldamount/held-history": "/api/heldamount/held-history",
+    "/api/heldamount/paystubs/{start}/{end}": "/api/heldamount/paystubs/2026-07/2026-07",
 }
 
 
@@ -297,3 +298,58 @@ def test_cli_rejects_a_bad_scenario(tmp_path: Path) -> None:
          "--scenario", str(scenario)], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert out.returncode == 2
     assert "unknown scenario keys: audit_scores" in out.stderr
+
+
+def test_paystubs_route_like_the_console_server(sim) -> None:
+    """Range inclusive, `?id=` filters, no paystub yet -> null (Go's nil slice), a bad period
+    -> 400; a huge range is clipped to the months that can have paystubs."""
+    stubs = get(sim, "/api/heldamount/paystubs/2025-08/2026-07")
+    periods = {s["period"] for s in stubs}
+    assert periods == {f"2025-{m:02d}" for m in range(8, 13)} | {
+        f"2026-{m:02d}" for m in range(1, 8)}
+    assert {s["satelliteId"] for s in stubs if s["period"] == "2026-06"} >= {US1, SALTLAKE}
+    only = get(sim, f"/api/heldamount/paystubs/2026-06/2026-07?id={SALTLAKE}")
+    assert [(s["satelliteId"], s["period"]) for s in only] == [(SALTLAKE, "2026-06"),
+                                                                (SALTLAKE, "2026-07")]
+    assert get(sim, "/api/heldamount/paystubs/2026-08/2026-08") is None  # not paid yet
+    for bad in ("2026-13/2026-12", "2026-07/2026-06", "July/2026-07"):
+        resp = requests.get(f"{sim.url}/api/heldamount/paystubs/{bad}", timeout=5)
+        assert resp.status_code == 400 and "wrong period format" in resp.json()["error"]
+    started = time.monotonic()
+    every = get(sim, "/api/heldamount/paystubs/0001-01/9999-12")
+    # us1, eu1, ap1 joined 2021-05: 63 months to 2026-07; saltlake 2
+    assert len(every) == 3 * 63 + 2
+    assert min(s["period"] for s in every) == "2021-05"
+    assert max(s["period"] for s in every) == "2026-07"
+    assert time.monotonic() - started < 2
+    assert sim.requests["paystubs"] == 7
+
+
+def test_estimated_payout_by_satellite_is_its_own_endpoint(sim) -> None:
+    one = get(sim, f"/api/sno/estimated-payout?id={SALTLAKE}")
+    assert one["currentMonth"]["heldRate"] == 75
+    assert get(sim, "/api/sno/estimated-payout")["currentMonth"]["heldRate"] == 0
+    assert sim.requests == {"satellite_payout": 1, "payout": 1}
+    sim.scenario["fail"] = ["satellite_payout"]
+    assert requests.get(f"{sim.url}/api/sno/estimated-payout?id={US1}",
+                        timeout=5).status_code == 500
+    assert requests.get(f"{sim.url}/api/sno/estimated-payout", timeout=5).status_code == 200
+
+
+def test_v1162_flags_the_projected_days() -> None:
+    """v1.162 fills yesterday (tally not in yet) and today from the last tallied rate and
+    flags them `calculated` with no byte-hours; older versions leave those days out."""
+    for version in ("v1.146", "v1.162"):
+        with SimulatedNodeApi(version, clock=lambda: FIXED) as server:
+            per_sat = get(server, f"/api/sno/satellite/{US1}")["storageDaily"]
+            total = get(server, "/api/sno/satellites")["storageDaily"]
+        for daily in (per_sat, total):
+            days = [d["intervalStart"][:10] for d in daily]
+            if version == "v1.146":
+                assert days[-1] == "2026-08-19" and "calculated" not in daily[-1]
+                continue
+            assert days[-3:] == ["2026-08-18", "2026-08-19", "2026-08-20"]
+            assert [d["calculated"] for d in daily[-3:]] == [False, True, True]
+            assert daily[-1]["atRestTotal"] == daily[-2]["atRestTotal"] == 0
+            assert daily[-1]["atRestTotalBytes"] == daily[-3]["atRestTotalBytes"]
+        assert per_sat[-1].get("intervalInHours") in (None, 24, 10.25)
