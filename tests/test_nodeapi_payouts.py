@@ -59,7 +59,7 @@ def test_paystubs_are_the_last_12_months_in_dollars() -> None:
     assert got[("us1", "1", "earned")] == round(earned / 1e6, 6)  # micro-dollars
     assert got[("us1", "1", "paid")] == july_us1["paid"] / 1e6
     aug_2025 = next(s for s in stubs if s["satelliteId"] == US1 and s["period"] == "2025-08")
-    assert got[("us1", "12", "distributed")] == aug_2025["distributed"] / 1e6
+    assert got[("us1", "12", "paid")] == aug_2025["paid"] / 1e6
     # $1.50 per TB-month for ~1.9 TB plus egress: a few dollars, not cents or thousands
     assert 3 < got[("us1", "1", "earned")] < 6
     # saltlake joined 2026-06-02: two paystubs, 75 % held in its first months
@@ -67,7 +67,7 @@ def test_paystubs_are_the_last_12_months_in_dollars() -> None:
     held = got[("saltlake", "1", "held")] / got[("saltlake", "1", "earned")]
     assert held == pytest.approx(0.75, abs=1e-5)
     assert {k[1] for k in got} == {str(m) for m in range(1, 13)}
-    assert {k[2] for k in got} == {"earned", "held", "disposed", "paid", "distributed"}
+    assert {k[2] for k in got} == {"earned", "held", "disposed", "paid"}
 
 
 def test_last_month_appears_only_once_its_paystub_arrived() -> None:
@@ -116,8 +116,6 @@ def test_paystub_shape_is_validated() -> None:
     assert (one.year, one.month, one.earned, one.paid) == (2026, 7, 1.0, 1.0)
     (surged,) = parse_paystubs([{**stub, "surgePercent": 200}])
     assert surged.earned == 2.0  # a surge multiplies earnings, 0 means none
-    (old,) = parse_paystubs([{k: v for k, v in stub.items() if k != "distributed"}])
-    assert old.distributed is None
     assert parse_paystubs(None) == ()
     for bad in ({**stub, "period": "2026-13"}, {**stub, "period": "July"},
                 {**stub, "held": "0"}, {**stub, "paid": 1e300}):

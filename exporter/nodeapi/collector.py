@@ -278,14 +278,12 @@ class NodeApiCollector:
                     "The satellite's paystub for the month months_ago whole months before the "
                     "current UTC month (1 = last month, up to 12), in dollars: kind earned "
                     "(storage, egress, repair and audit, with any surge), held, disposed (held "
-                    "amount returned), paid, distributed (actually transferred). A month appears "
+                    "amount returned), paid. A month appears "
                     "once its paystub has arrived (usually in the first half of the next "
                     "month).", ["node", "satellite", "months_ago", "kind"])
         for kind in PAYSTUB_KINDS:
             for label, ago, stub in stubs:
-                amount = getattr(stub, kind)
-                if amount is not None:
-                    fam.add_metric([n, label, str(ago), kind], amount)
+                fam.add_metric([n, label, str(ago), kind], getattr(stub, kind))
 
     @staticmethod
     def _satellite_payout(n: str, label: str, pay: Payout, gauge) -> None:

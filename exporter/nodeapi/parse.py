@@ -395,7 +395,9 @@ def _micro(value: float) -> float:
 
 # -- /api/heldamount/paystubs/{start}/{end} ----------------------------------------------------
 
-PAYSTUB_KINDS = ("earned", "held", "disposed", "paid", "distributed")
+# `distributed` (what was actually transferred) is left out: each kind is 12 samples per
+# satellite and node, and the API documents no meaning for it beyond `paid`.
+PAYSTUB_KINDS = ("earned", "held", "disposed", "paid")
 _PERIOD = re.compile(r"(\d{4})-(\d{2})")
 
 
@@ -410,7 +412,6 @@ class PayStub:
     held: float
     disposed: float  # held amount returned with this month's payout
     paid: float
-    distributed: float | None  # None: a node too old to report it
 
 
 def parse_paystubs(doc: Any) -> tuple[PayStub, ...]:
@@ -436,7 +437,5 @@ def parse_paystubs(doc: Any) -> tuple[PayStub, ...]:
             held=_micro(_num(item, "held", where)),
             disposed=_micro(_num(item, "disposed", where)),
             paid=_micro(_num(item, "paid", where)),
-            distributed=(_micro(_num(item, "distributed", where))
-                         if "distributed" in item else None),
         ))
     return tuple(result)
