@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import re
 
-from exporter import housekeeping
+from exporter import housekeeping, prefixes
 from exporter.events import classify_error_text, classify_message
 from exporter.housekeeping import normalise_key
 from exporter.reasons import RACE_LOST, SPEED_TOO_LOW, classify
@@ -147,8 +147,8 @@ PIECESTORE: dict[str, tuple[int, str | None, tuple[re.Pattern[str], re.Pattern[s
 # available space. The timestamp has no space (a `docker logs -t` prefix is no timestamp).
 # Sizes of more than 8 digits and piece IDs or addresses over MAX_FIELD are left to
 # `parse_line`; NodeState._feed_text checks the 8-digit sizes against MAX_PIECE_SIZE.
-COMMON_LINE_RE = re.compile(
-    r'^(\d{4}-\d\d-\d\dT[^\t\n ]+)\t(INFO|DEBUG)\tpiecestore\t'
+_COMMON = (
+    r'(\d{4}-\d\d-\d\dT[^\t\n ]+)\t(INFO|DEBUG)\tpiecestore\t'
     r"(uploaded|downloaded|upload started|download started)\t"
     r'\{(?:"[Pp]rocess": "storagenode", )?"(?:Piece ID|piece_id)": "([^"\t\n]{0,128})", '
     r'"(?:Satellite ID|satellite_id)": "([^"\t\n]*)", '
@@ -156,9 +156,12 @@ COMMON_LINE_RE = re.compile(
     r'(?:"(?:Offset|offset)": -?\d+, "(?:Size|size)": (\d{1,8}), '
     r'"(?:Remote Address|remote_address)": "([^"\t\n]{0,128})"'
     r'|"(?:Remote Address|remote_address)": "([^"\t\n]{0,128})", '
-    r'(?:"(?:Size|size)": (\d{1,8})|"(?:Available Space|available_space)": (-?\d+)))\}$',
-    re.MULTILINE | re.ASCII,
+    r'(?:"(?:Size|size)": (\d{1,8})|"(?:Available Space|available_space)": (-?\d+)))\}$'
 )
+COMMON_LINE_RE = re.compile("^" + _COMMON, re.MULTILINE | re.ASCII)
+#: the same behind an optional prefix (exporter/prefixes.py), for batches of a prefixed log;
+#: atomic, so the prefix is the one prefixes.strip finds (no backtracking into another)
+COMMON_PREFIXED_RE = re.compile(f"^(?>{prefixes.PATTERN})?{_COMMON}", re.MULTILINE | re.ASCII)
 
 # Any other order (older eras, `log.encoding: json` without spaces): piece, satellite and
 # action always come first and together; the rest is looked up on its own.

@@ -13,15 +13,17 @@ Operators feed the exporter what their platform gives them (issue 13, item 1):
 
 A prefix is only recognised when a storagenode line starts right after it (a zap timestamp
 followed by a tab or two spaces, a level for `STORJ_LOG_NOTIME`, or `{"` for JSON), so
-stripping is idempotent: no stripped line has a prefix again. That is what keeps the three
-ways of reading a line (C hot path, pure Python hot path, `parse_line` line by line) equal:
-a batch may be stripped as a whole (`STRIP_TEXT` / `STRIP_BYTES`, see NodeState.feed) or a
-line on its own (`parse_prefixed`), and both give the same line.
+stripping is idempotent: no stripped line has a prefix again. `parse_line` refuses every
+prefixed line (each prefix holds a space, a timestamp never does), so the three ways of
+reading a line agree: the C hot path skips the same prefix (`prefix_len` in
+exporter/_hotpath.c mirrors PATTERN, only for lines that are not common lines), the pure
+Python hot path reads a prefixed log's batches with parser.COMMON_PREFIXED_RE, and line by
+line `parse_prefixed` strips it.
 
 `untab` is the plus: a line whose tabs became runs of spaces (copy/paste, some viewers).
 
-Cost: nothing for a line that parses; `parse_prefixed` runs only for lines `parse_line`
-refused, and whole batches are stripped only once their source showed a prefix.
+Cost: nothing for a line that parses; the prefix is looked for only on lines the common
+grammar refused (and by the pure Python path for batches whose first line had one).
 """
 
 from __future__ import annotations
@@ -50,9 +52,6 @@ PATTERN = (
 )
 
 _PREFIX = re.compile(PATTERN, re.ASCII)
-#: every prefix of a batch (lines separated by "\n"), for `.subn("", text)`
-STRIP_TEXT = re.compile("^" + PATTERN, re.ASCII | re.MULTILINE)
-STRIP_BYTES = re.compile(("^" + PATTERN).encode("ascii"), re.MULTILINE)
 _SPACES = re.compile(r" {2,}")
 
 
@@ -62,11 +61,9 @@ def strip(line: str) -> str | None:
     return line[m.end():] if m is not None else None
 
 
-def has_prefix(line: str | bytes) -> bool:
+def has_prefix(line: str) -> bool:
     """Does this line (the first of a batch) start with a recognised prefix?"""
-    if isinstance(line, str):
-        return _PREFIX.match(line) is not None
-    return STRIP_BYTES.match(line) is not None
+    return _PREFIX.match(line) is not None
 
 
 def untab(line: str) -> str | None:

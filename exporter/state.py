@@ -26,6 +26,7 @@ from exporter.cancels import RaceLost, StartIndex
 from exporter.housekeeping import HOUSE_BUCKETS, SATELLITE_METRICS
 from exporter.parser import (
     COMMON_LINE_RE,
+    COMMON_PREFIXED_RE,
     HOUSE,
     MAX_PIECE_SIZE,
     OTHER,
@@ -228,9 +229,7 @@ class NodeState:
                 self._line(line, t)
             return
         text = "\n".join(lines)
-        if self._prefixed or prefixes.has_prefix(lines[0]):
-            text, stripped = prefixes.STRIP_TEXT.subn("", text)
-            self._prefixed = stripped > 0
+        self._prefixed = self._prefixed or prefixes.has_prefix(lines[0])
         before = self._counted()
         try:
             if self._scan is not None:
@@ -246,18 +245,15 @@ class NodeState:
         b"\\n", no trailing newline, invalid UTF-8 replaced). Saves decoding and splitting
         when the C hot path reads the bytes directly. Returns the number of lines."""
         before = self._counted()
-        original = block
-        if self._prefixed or prefixes.has_prefix(bytes(block[:256])):
-            block, stripped = prefixes.STRIP_BYTES.subn(b"", block)
-            self._prefixed = stripped > 0
         try:
             if self._scan is not None:
                 return self._scan(self, block, read_time, "replace")
             text = str(block, "utf-8", "replace")
+            self._prefixed = self._prefixed or prefixes.has_prefix(text[:256])
             self._feed_text(text, read_time)
             return text.count("\n") + 1
         except Exception as exc:
-            lines = str(original, "utf-8", "replace").split("\n")
+            lines = str(block, "utf-8", "replace").split("\n")
             self._recover(lines, before, read_time, exc)
             return len(lines)
 
@@ -304,7 +300,11 @@ class NodeState:
         top_counts = self.top_pieces.counts
         geo = self.geo
         pos = 0
-        for m in COMMON_LINE_RE.finditer(text):
+        # a prefixed log (exporter/prefixes.py) is read through the regex that allows one;
+        # the plain one is for every other log (the prefix alternatives cost per line)
+        common = COMMON_PREFIXED_RE if self._prefixed else COMMON_LINE_RE
+        self._prefixed = False  # until a line of this batch shows one again (_line)
+        for m in common.finditer(text):
             start = m.start()
             if start != pos:  # the lines in between, each ended by the "\n" before `start`
                 for line in text[pos : start - 1].split("\n"):

@@ -16,14 +16,15 @@ import urllib.request
 import pytest
 
 from exporter import prefixes
-from exporter.parser import parse_line
-from exporter.state import NodeState
+from exporter.parser import COMMON_LINE_RE, parse_line
+from exporter.state import NATIVE_SCAN, NodeState
 from tests.conftest import FIXTURES, GOLDEN, ROOT, free_port, parse_exposition, wait_for
 from tests.test_golden import run_report
 
 LOGS = FIXTURES / "logs"
 PREFIXED = ["prefixed-docker-t.log", "prefixed-compose.log", "prefixed-truenas.log",
             "prefixed-journald.log", "spaces.log"]
+native = pytest.mark.skipif(NATIVE_SCAN is None, reason="exporter._hotpath is not built")
 BASE = parse_exposition((GOLDEN / "logs_v1.146.txt").read_text())
 
 
@@ -79,17 +80,29 @@ def test_untab_restores_the_columns():
     assert prefixes.untab("a\tb  c") is None and prefixes.untab("no runs here") is None
 
 
-def test_a_prefixed_batch_is_stripped_once_for_the_fast_path():
-    """A log where every line has a prefix does not fall onto the slow path: the batch is
-    stripped as a whole, and the state remembers that its source is prefixed."""
+@pytest.mark.parametrize("native", [False, pytest.param(None, marks=native)])
+@pytest.mark.parametrize("name", PREFIXED[:4])
+def test_prefixed_common_lines_stay_on_the_fast_path(name, native, monkeypatch):
+    """A log where every line has a prefix does not fall onto the slow path: its common
+    lines never reach the per-line parser (the C path skips the prefix itself, the Python
+    path reads the batch with the regex that allows one)."""
     plain = (LOGS / "v1.146.log").read_text().splitlines()
-    prefixed = (LOGS / "prefixed-docker-t.log").read_text().splitlines()
-    a, b = NodeState("n", native=False), NodeState("n", native=False)
+    lines = (LOGS / name).read_text().splitlines()
+    if native is None:  # the C path leaves the lines with colour codes to Python
+        lines = [x for x in lines if "\x1b" not in x]
+        plain = [x for x, y in zip(plain, (LOGS / name).read_text().splitlines(), strict=True)
+                 if "\x1b" not in y]
+    slow: list[str] = []
+    original = NodeState._line
+    monkeypatch.setattr(NodeState, "_line", lambda self, line, t: (slow.append(line),
+                                                                   original(self, line, t)))
+    a, b = NodeState("n", native=native), NodeState("n", native=native)
     a.feed(plain, None)
-    b.feed(prefixed, None)
-    assert b._prefixed and a.counters() == b.counters()
-    b.feed(plain, None)  # the source stopped prefixing: one more strip attempt, then none
-    assert not b._prefixed
+    plain_slow, slow[:] = len(slow), []
+    b.feed(lines, None)
+    assert a.counters() == b.counters()
+    assert sum(1 for x in plain if COMMON_LINE_RE.match(x)) >= 5
+    assert len(slow) == plain_slow < len(lines)
 
 
 def _docker_entries(lines: list[str]) -> str:
