@@ -125,6 +125,25 @@ def test_cluster_config_keeps_the_projects_routing(tmp_path):
                                        if r.get("receiver") != "heartbeat"]
 
 
+def seconds(duration: str) -> float:
+    value, unit = re.fullmatch(r"(\d+)([smh])", duration).groups()
+    return int(value) * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+@pytest.mark.parametrize("path", [ROOT / "prometheus" / "alertmanager.yml",
+                                  SITES_DIR / "alertmanager.yml"], ids=lambda p: p.parent.name)
+def test_heartbeat_repeats_once_per_group_interval(path):
+    """peer-timeout (15 s by default) < repeat_interval < group_interval: one Alertmanager
+    of a cluster pings at every group tick and the other finds that ping fresh."""
+    route = yaml.safe_load(path.read_text())["route"]
+    beats = [r for r in route["routes"] if r["receiver"].startswith("heartbeat")]
+    assert beats
+    for beat in beats:
+        assert 'alertname="Watchdog"' in beat["matchers"] and not beat.get("continue")
+        repeat = seconds(beat["repeat_interval"])
+        assert 15 < repeat < seconds(beat.get("group_interval", route["group_interval"]))
+
+
 @pytest.mark.parametrize(("labels", "receivers"), [
     (["alertname=Watchdog", "site=a", "severity=warning"], "heartbeat-a"),
     (["alertname=Watchdog", "site=b", "severity=warning"], "heartbeat-b"),
@@ -204,6 +223,14 @@ def alertmanager_config(webhook_port: int, tmp_path: Path) -> Path:
     return out
 
 
+def targets(site: Site) -> bool:
+    """False, after printing the state of the Prometheus' targets (shown if a wait times out)."""
+    active = prom_api(site.prom_port, "targets")["activeTargets"]
+    print(f"prometheus {site.name}:", [(t["labels"]["job"], t["labels"]["site"], t["health"],
+                                        t["lastError"][:80]) for t in active])
+    return False
+
+
 def am_status(site: Site) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{site.am_port}/api/v2/status",
                                 timeout=2) as answer:
@@ -278,11 +305,16 @@ class TwoSites:
     def fail_an_audit_on_each_node(self) -> None:
         """Once both Prometheus hold the zero of both nodes' failed-audit series (increase()
         needs it), each node fails an audit: both Prometheus fire the same two alerts."""
-        failed = ('count_over_time(storagenode_transfers_total{action="GET_AUDIT",'
-                  ' result="failed"}[1m]) >= 2')
+        failed = ('count_over_time(storagenode_transfers_total{satellite="us1",'
+                  ' action="GET_AUDIT", result="failed"}[1m]) >= 2')
+
+        def nodes(s: Site) -> set[str]:
+            return {r["metric"]["node"] for r in prom_query(s.prom_port, failed)}
+
         for s in self.sites.values():
-            wait_for(lambda s=s: len(prom_query(s.prom_port, failed)) == 2,
-                     timeout=self.within(20), what=f"both nodes' series at prometheus {s.name}")
+            wait_for(lambda s=s: nodes(s) == {"a1", "b1"} or targets(s),
+                     timeout=self.within(20), interval=0.5,
+                     what=f"both nodes' series at prometheus {s.name}")
         for s in self.sites.values():
             with s.log.open("a") as log:
                 log.write(failed_audit_line())
