@@ -108,6 +108,19 @@ def normalise_key(key: str) -> str:
     return _CAMEL.sub(r"_\1", key.replace(" ", "_")).lower()
 
 
+_KEYS: dict[str, str] = {}
+
+
+def _key(key: str) -> str:
+    """normalise_key, remembered for the few keys these lines have (bounded)."""
+    known = _KEYS.get(key)
+    if known is None:
+        known = normalise_key(key)
+        if len(_KEYS) < 1024:
+            _KEYS[key] = known
+    return known
+
+
 def duration_seconds(value: object) -> float | None:
     """A Go `time.Duration.String()` (`1m37.5s`, `245.1ms`, `2h3m4.5s`) in seconds."""
     if not isinstance(value, str) or not value or len(value) > 40:
@@ -152,7 +165,7 @@ def _fields(text: str) -> dict | None:
         return None
     if not isinstance(raw, dict):
         return None
-    return {normalise_key(k): v for k, v in raw.items()}
+    return {_key(k): v for k, v in raw.items()}
 
 
 def _satellite(f: dict) -> str:

@@ -40,6 +40,7 @@ nesting) make the line unparsed. Satellite IDs are checked where a new one is fi
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -159,9 +160,14 @@ _COMMON = (
     r'(?:"(?:Size|size)": (\d{1,8})|"(?:Available Space|available_space)": (-?\d+)))\}$'
 )
 COMMON_LINE_RE = re.compile("^" + _COMMON, re.MULTILINE | re.ASCII)
-#: the same behind an optional prefix (exporter/prefixes.py), for batches of a prefixed log;
-#: atomic, so the prefix is the one prefixes.strip finds (no backtracking into another)
-COMMON_PREFIXED_RE = re.compile(f"^(?>{prefixes.PATTERN})?{_COMMON}", re.MULTILINE | re.ASCII)
+
+
+@functools.cache
+def common_prefixed_re() -> re.Pattern[str]:
+    """COMMON_LINE_RE behind an optional prefix (exporter/prefixes.py), for the batches of a
+    prefixed log on the pure Python path (compiled on first use: it is big). Atomic, so the
+    prefix is the one prefixes.strip finds (no backtracking into another)."""
+    return re.compile(f"^(?>{prefixes.PATTERN})?{_COMMON}", re.MULTILINE | re.ASCII)
 
 # Any other order (older eras, `log.encoding: json` without spaces): piece, satellite and
 # action always come first and together; the rest is looked up on its own.

@@ -26,13 +26,13 @@ from exporter.cancels import RaceLost, StartIndex
 from exporter.housekeeping import HOUSE_BUCKETS, SATELLITE_METRICS
 from exporter.parser import (
     COMMON_LINE_RE,
-    COMMON_PREFIXED_RE,
     HOUSE,
     MAX_PIECE_SIZE,
     OTHER,
     START,
     UNKNOWN,
     available_space,
+    common_prefixed_re,
     parse_line,
 )
 from exporter.reasons import RACE_LOST
@@ -302,7 +302,7 @@ class NodeState:
         pos = 0
         # a prefixed log (exporter/prefixes.py) is read through the regex that allows one;
         # the plain one is for every other log (the prefix alternatives cost per line)
-        common = COMMON_PREFIXED_RE if self._prefixed else COMMON_LINE_RE
+        common = common_prefixed_re() if self._prefixed else COMMON_LINE_RE
         self._prefixed = False  # until a line of this batch shows one again (_line)
         for m in common.finditer(text):
             start = m.start()
@@ -444,7 +444,8 @@ class NodeState:
     def _house(self, updates: tuple) -> None:
         """Apply exporter/housekeeping.py updates; satellites are checked like a transfer's."""
         for op, key, value in updates:
-            if key[0] in SATELLITE_METRICS and key[1] != UNKNOWN:
+            if key[0] in SATELLITE_METRICS and key[1] != UNKNOWN and not (
+                    key[1] in self._satellites and self._satellites_of is self.transfers):
                 key = (key[0], self._new_satellite(key[1]), *key[2:])
             if op == "c":
                 self.house[key] = min(self.house.get(key, 0) + value, HOUSE_MAX)
