@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.collector import LogCollector
 from exporter.runner import NodeRunner
-from exporter.satellites import SATELLITES
+from exporter.satellites import SATELLITES, UNKNOWN
 from exporter.state import ACTIONS, NodeState
 from logstream.docker import DockerJsonSource
 from logstream.lines import LineSplitter
@@ -118,7 +118,9 @@ def table(runners: list[NodeRunner]) -> str:
         out.append(f"node {runner.name}")
         out.append(f"  {'action':<12}{'success':>12}{'canceled':>12}{'failed':>12}"
                    f"{'success rate':>15}")
-        for action in ACTIONS:
+        # `unknown`: race-lost cancels whose started line was not seen (docs/metrics.md)
+        shown = (*ACTIONS, UNKNOWN) if any(a == UNKNOWN for a, _ in counts) else ACTIONS
+        for action in shown:
             ok, canceled, failed = (counts.get((action, r), 0)
                                     for r in ("success", "canceled", "failed"))
             total = ok + canceled + failed
