@@ -9,13 +9,13 @@ path's identity (device, inode) and the file's first bytes with what it has open
 * same inode but shorter than our offset, or different first bytes: the file was truncated
   (copytruncate); reading restarts at 0 (truncation).
 
-A missing file is waited for. New data is found by a cheap poll every `poll_interval`
-seconds (default 0.1 s: one read per tenth of a second however many lines were written, so a
-node writing each line separately costs no more than one writing in bursts). Filesystem
-events (watchdog/inotify) wake the tailer at once when the file is created, renamed or
-deleted; modification events are not asked for, because one per written line costs more
-CPU than the lines themselves. On filesystems without events (NFS, SMB) the poll finds
-rotations too.
+A missing file is waited for. New data is found by a cheap poll (one read, one stat), never
+by a sleep here: `steps()` yields None when there is nothing to read, and the caller decides
+when to look again. In the exporter that is the shared loop (logstream/loop.py): every
+`poll_interval` (0.1 s) while the file is busy, backing off to 2 s while it is idle, woken at
+once by inotify when the file is created, renamed, deleted or first written after a quiet
+spell (no event per written line). On filesystems without events (NFS, SMB) the idle poll
+bounds the delay to 2 s. The forwarder reads with `batches()`: a poll every `poll_interval`.
 """
 
 from __future__ import annotations
@@ -41,55 +41,14 @@ from logstream.rotated import (
     resolve,
     waiting_position,
 )
-from logstream.source import Batch, Source
+from logstream.source import Batch, PolledSource
 
 log = logging.getLogger("exporter.source")
 
 CHUNK = 256 * 1024
 
 
-class _Wakeup:
-    """Sets an event when watchdog reports a change to one path (best effort)."""
-
-    def __init__(self, path: str, event: threading.Event) -> None:
-        self.observer = None
-        try:
-            from watchdog.events import (
-                FileCreatedEvent,
-                FileDeletedEvent,
-                FileMovedEvent,
-                FileSystemEventHandler,
-            )
-            from watchdog.observers import Observer
-        except ImportError:  # pragma: no cover - watchdog is a dependency
-            return
-        target = os.path.abspath(path)
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, fs_event) -> None:
-                paths = (fs_event.src_path, getattr(fs_event, "dest_path", ""))
-                if target in (os.fsdecode(p) for p in paths if p):
-                    event.set()
-
-        directory = os.path.dirname(target) or "."
-        try:
-            observer = Observer()
-            observer.daemon = True
-            observer.schedule(
-                Handler(), directory, recursive=False,
-                event_filter=[FileCreatedEvent, FileMovedEvent, FileDeletedEvent],
-            )
-            observer.start()
-            self.observer = observer
-        except (OSError, RuntimeError) as exc:
-            log.info("no filesystem events for %s (%s); polling instead", path, exc)
-
-    def stop(self) -> None:
-        if self.observer is not None:
-            self.observer.stop()
-
-
-class FileSource(Source):
+class FileSource(PolledSource):
     def __init__(
         self,
         path: str,
@@ -153,9 +112,10 @@ class FileSource(Source):
 
     # ---- reading -------------------------------------------------------------------------
 
-    def batches(self, stop: threading.Event) -> Iterator[Batch]:
-        wake = threading.Event()
-        waker = _Wakeup(self.path, wake) if self.watch else None
+    def watched(self) -> str | None:
+        return self.path if self.watch and self.path else None
+
+    def steps(self, stop: threading.Event) -> Iterator[Batch | None]:
         try:
             if self._first_open:
                 yield from self._begin(stop)
@@ -167,7 +127,7 @@ class FileSource(Source):
                         if self._waiting and not self._waiting_reported:
                             self._waiting_reported = True
                             yield self._position_batch()
-                        self._sleep(wake, stop)
+                        yield None
                     continue
                 data = os.read(self._fd, CHUNK)
                 if data:
@@ -182,10 +142,8 @@ class FileSource(Source):
                 if switched is not None:
                     yield switched
                     continue
-                self._sleep(wake, stop)
+                yield None
         finally:
-            if waker is not None:
-                waker.stop()
             # a source restarted after an error resumes after its last delivered line
             self.resume = self.position() or self.resume
             self._close()
@@ -206,10 +164,6 @@ class FileSource(Source):
 
     def _file_switched(self) -> None:
         """Hook: reading moves on to another file (nothing held from the old one counts)."""
-
-    def _sleep(self, wake: threading.Event, stop: threading.Event) -> None:
-        wake.wait(self.poll_interval)
-        wake.clear()
 
     # ---- where to start ------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from logstream.docker import DockerJsonSource
@@ -122,13 +122,18 @@ class DockerNameSource(DockerJsonSource):
             pos = {**pos, "container": self.container_id, "name": self.container_name}
         return pos
 
-    def batches(self, stop: threading.Event) -> Iterator[Batch]:
-        if not self._choose(stop):
-            return
-        yield from super().batches(stop)
+    def steps(self, stop: threading.Event) -> Iterator[Batch | None]:
+        chosen = yield from self._choose(stop)
+        if chosen:
+            yield from super().steps(stop)
 
-    def _choose(self, stop: threading.Event) -> bool:
-        """Pick the container to read and where, from the saved position (`resume`)."""
+    def watched(self) -> str | None:
+        return super().watched() if self.container_id else None
+
+    def _choose(self, stop: threading.Event) -> Generator[None, None, bool]:
+        """Pick the container to read and where, from the saved position (`resume`); yields
+        None while the container is not there (looked for every `resolve_interval`).
+        Returns False if stopped before one was found."""
         pos = self.resume
         saved = pos.get("container") if isinstance(pos, dict) else None
         if isinstance(saved, str) and _ID.fullmatch(saved) and os.path.exists(
@@ -146,8 +151,11 @@ class DockerNameSource(DockerJsonSource):
                             self.container_name, self.containers_dir)
                 waited = True
             self.stats.up = False
-            if stop.wait(self.resolve_interval):
-                return False
+            again = time.monotonic() + self.resolve_interval
+            while time.monotonic() < again:
+                if stop.is_set():
+                    return False
+                yield None
         if pos is not None or waited:  # another container than the saved one, or a new one
             if pos is not None:
                 log.info("container %s was recreated while the exporter was not running; "
