@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 
 from prometheus_client.utils import floatToGoString
 
+from exporter import prefixes
 from exporter.collector import LogCollector
 from exporter.config import ConfigError, parse_node_flag
 from exporter.parser import parse_line
@@ -153,12 +154,15 @@ def line_time(line: str, clock: TimestampCache) -> float | None:
     """The log timestamp of a line in seconds, None if it has none."""
     if line[:1].isdigit():  # console encoder: the timestamp is the first column
         cut = line.find("\t", 0, 40)
-        return clock(line[:cut]) if cut > 0 else None
-    if line[:1] == "{":  # log.encoding: json
+        if cut > 0:
+            return clock(line[:cut])
+    elif line[:1] == "{":  # log.encoding: json
         event = parse_line(line)
         if event is not None and event[2]:
             return clock(event[2])
-    return None
+        return None
+    bare = prefixes.strip(line)  # docker logs -t, compose, TrueNAS, journald (issue 13)
+    return line_time(bare, clock) if bare is not None else None
 
 
 def first_time(spec: str) -> float | None:

@@ -166,3 +166,15 @@ def test_live_stdin_reads_prefixed_lines():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.parametrize("name", PREFIXED[:4])
+def test_backfill_reads_the_time_of_prefixed_lines(name):
+    """`backfill` steps through a log by its line times: a prefixed log has them too."""
+    from exporter.backfill import line_time
+    from exporter.state import TimestampCache
+
+    clock = TimestampCache()
+    plain = [line_time(x, clock) for x in (LOGS / "v1.146.log").read_text().splitlines()]
+    got = [line_time(x, clock) for x in (LOGS / name).read_text().splitlines()]
+    assert got == plain and None not in got
