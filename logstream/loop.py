@@ -64,6 +64,7 @@ class Tail:
         self.due = now
         self.last_data = now
         self.interval = source.poll_interval
+        self.rest_until = 0.0  # after a failure: not started again before (events included)
         self.path: str | None = None  # the path its directory watch is for
         self.armed: int | None = None  # the one-shot watch on its idle file
 
@@ -71,8 +72,10 @@ class Tail:
 class PollLoop:
     """The shared reader; `add()` a source, `remove()` it. Its thread starts with the first."""
 
-    def __init__(self, name: str = "logstream-poll") -> None:
+    def __init__(self, name: str = "logstream-poll", *, events: bool = True) -> None:
+        """`events=False`: poll only, as where inotify is missing (tests, benchmarks)."""
         self.name = name
+        self._events_wanted = events
         self._lock = threading.Lock()
         self._tails: list[Tail] = []
         self._thread: threading.Thread | None = None
@@ -101,7 +104,7 @@ class PollLoop:
         with self._lock:
             self._tails.append(tail)
             if self._thread is None:
-                self._notify = Inotify.open()
+                self._notify = Inotify.open() if self._events_wanted else None
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()
         self._poke()
@@ -199,7 +202,8 @@ class PollLoop:
             log.exception("handling the failure of %s failed", tail.source.description)
             delay = FAILED_DELAY
         now = time.monotonic()
-        tail.due, tail.last_data, tail.interval = now + delay, now, tail.source.poll_interval
+        tail.due = tail.rest_until = now + delay
+        tail.last_data, tail.interval = now, tail.source.poll_interval
 
     def _finish(self, tail: Tail) -> None:
         tail.closed = True
@@ -332,7 +336,8 @@ class PollLoop:
                     woken.update(names[name])
         now = time.monotonic()
         for tail in woken:
-            tail.interval, tail.last_data, tail.due = tail.source.poll_interval, now, now
+            tail.interval, tail.last_data = tail.source.poll_interval, now
+            tail.due = max(now, tail.rest_until)
 
 
 _shared: PollLoop | None = None
