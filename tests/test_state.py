@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from exporter import prefixes
 from exporter.parser import parse_line
 from exporter.state import NodeState, TopPieces
 
@@ -131,7 +132,8 @@ def test_inline_fast_path_agrees_with_parse_and_apply():
         fast, slow = NodeState("n"), NodeState("n")
         fast.feed(lines, None)
         for line in lines:
-            event = parse_line(line)
+            # a prefixed line (docker -t, compose, TrueNAS, journald) is read behind its prefix
+            event = parse_line(line) or prefixes.parse_prefixed(line, parse_line)
             if event is None:
                 slow.unparsed += 1
             else:
