@@ -137,23 +137,31 @@ class PollLoop:
 
     def _run(self) -> None:
         while True:
-            now = time.monotonic()
-            with self._lock:
-                tails = list(self._tails)
-            for tail in tails:
-                if tail.due <= now + SLACK:
-                    self._turn(tail)
-            with self._lock:
-                due = min((t.due for t in self._tails), default=None)
-            timeout = None if due is None else max(0.0, due - time.monotonic())
-            fds = [self._wake_r] if self._notify is None else [self._wake_r, self._notify.fd]
-            ready, _, _ = select.select(fds, [], [], timeout)
-            self.wakeups += 1
-            if self._wake_r in ready:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self._wake_r, 4096)
-            if self._notify is not None and self._notify.fd in ready:
-                self._events()
+            try:
+                self._once()
+            except Exception:  # a bug here would silently end every node's reading
+                log.exception("the log poll loop failed; going on in 1 s")
+                time.sleep(1.0)
+
+    def _once(self) -> None:
+        """Serve the sources that are due, then wait for the next one or an event."""
+        now = time.monotonic()
+        with self._lock:
+            tails = list(self._tails)
+        for tail in tails:
+            if tail.due <= now + SLACK:
+                self._turn(tail)
+        with self._lock:
+            due = min((t.due for t in self._tails), default=None)
+        timeout = None if due is None else max(0.0, due - time.monotonic())
+        fds = [self._wake_r] if self._notify is None else [self._wake_r, self._notify.fd]
+        ready, _, _ = select.select(fds, [], [], timeout)
+        self.wakeups += 1
+        if self._wake_r in ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_r, 4096)
+        if self._notify is not None and self._notify.fd in ready:
+            self._events()
 
     def _turn(self, tail: Tail) -> None:
         """Read what `tail` has now (at most TURN_BATCHES batches) and schedule its next look."""
