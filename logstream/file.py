@@ -61,7 +61,8 @@ class FileSource(PolledSource):
         start: Resume | None = None,
     ) -> None:
         """`resume` is a saved position; `start` a decision already taken for it (the
-        forwarder tells its client where reading starts before the source runs)."""
+        forwarder tells its client where reading starts before the source runs). `watch`:
+        the shared loop may wake this source by filesystem events (else it only polls)."""
         super().__init__()
         self.path = path
         self.description = f"file {path}"
