@@ -127,7 +127,8 @@ is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static int
+/* always inlined: the scan loop calls it twice (the second time behind a prefix) */
+static inline __attribute__((always_inline)) int
 parse_common(const char *p, const char *end, CommonLine *c)
 {
     /* \d{4}-\d\d-\d\dT[^\t]+\t */
@@ -426,6 +427,15 @@ prefix_len(const char *p, const char *end)
         return 0;
     q += 2;
     return line_start(q, end) ? q - p : 0;
+}
+
+/* A common line behind a prefix? Out of line, so that the scan loop stays as small as it was
+ * for the unprefixed line. */
+static __attribute__((noinline)) int
+parse_behind_prefix(const char *line, const char *end, CommonLine *c)
+{
+    Py_ssize_t skip = prefix_len(line, end);
+    return skip > 0 && parse_common(line + skip, end, c);
 }
 
 /* ---- applying a line ------------------------------------------------------------------- */
@@ -1212,11 +1222,7 @@ scan(PyObject *module, PyObject *args)
         const char *nl = memchr(line, '\n', (size_t)(end - line));
         const char *line_end = nl != NULL ? nl : end;
         CommonLine c;
-        int common = parse_common(line, line_end, &c);
-        if (!common) { /* behind a prefix? (exporter/prefixes.py) */
-            Py_ssize_t skip = prefix_len(line, line_end);
-            common = skip > 0 && parse_common(line + skip, line_end, &c);
-        }
+        int common = parse_common(line, line_end, &c) || parse_behind_prefix(line, line_end, &c);
         if (common && !(c.started && ctx.index_starts))
             rc = apply_common(&ctx, &c);
         else
