@@ -20,6 +20,7 @@ from gen.panels import (
     textbox_var,
     timeseries,
 )
+from gen.payouts import at_rest_table, paystubs_table, satellite_payout_table, unpaid_table
 from gen.tables import Column, keyed_table
 
 COMPONENTS = (("egress", "Egress"), ("repair_audit", "Repair and audit"), ("disk", "Storage"))
@@ -76,7 +77,7 @@ def payout_by_period() -> dict:
         "The node's own estimate per month, as a paystub splits it: earnings by component "
         "before the held amount, the amount held back, and the payout after it "
         "(previous_month is the last full month; expected is the projection of this one). "
-        "Paystubs of older months are not exported.",
+        "Older months: Paystubs below.",
         "node",
         "Node",
         columns,
@@ -91,7 +92,8 @@ def held_table() -> dict:
         "What each satellite holds back (total held minus returned), how long the node has "
         "been on it, and the share of this month's earnings it holds back at that age "
         "(75 % in months 1-3, 50 % in 4-6, 25 % in 7-9, then none; half of the held amount "
-        "is returned after month 15, the rest at graceful exit).",
+        "is returned after month 15, the rest at graceful exit); **Returned**: what it paid back "
+        "so far.",
         "node",
         "Node",
         [
@@ -100,6 +102,13 @@ def held_table() -> dict:
             Column(
                 "Held back",
                 f"sum by (node, satellite) (storagenode_payout_held_total_dollars{{{NS}}})",
+                "currencyUSD",
+                decimals=2,
+                total=True,
+            ),
+            Column(
+                "Returned",
+                f"sum by (node, satellite) (storagenode_payout_held_returned_dollars{{{NS}}})",
                 "currencyUSD",
                 decimals=2,
                 total=True,
@@ -307,6 +316,13 @@ def earnings() -> dict:
         ),
         row("Held back"),
         held_table(),
+        row("Previous months"),
+        paystubs_table(),
+        row("Per satellite"),
+        satellite_payout_table(),
+        row("Unpaid data"),
+        unpaid_table(),
+        at_rest_table(),
         row("Earnings per TB and per satellite"),
         stat(
             "Earnings per TB stored",

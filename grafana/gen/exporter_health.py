@@ -164,6 +164,20 @@ def exporter_health() -> dict:
             bars=True,
         ),
         timeseries(
+            "API failures by reason",
+            "The failures of API errors by reason: `timeout`, `connection` (refused, reset, "
+            "DNS), `http_status` (not 200), `too_large` (over the body cap), `malformed` (not "
+            "the expected JSON). A reason appears once it happened.",
+            [
+                q(
+                    "sum by (node, endpoint, reason) (increase(storagenode_api_failures_total"
+                    f"{{{N}}}[{RI}]))",
+                    "{{node}} {{endpoint}} {{reason}}",
+                )
+            ],
+            bars=True,
+        ),
+        timeseries(
             "API request duration",
             "Duration of the last request per endpoint (the payout endpoint can be slow).",
             [
@@ -173,6 +187,30 @@ def exporter_health() -> dict:
                 )
             ],
             "s",
+        ),
+        row("OTLP"),
+        timeseries(
+            "OTLP log export",
+            "Nodes that push their logs over OTLP/HTTP (`NAME:otlp`, storagenode-modular "
+            "v1.159+): export requests by outcome, log records applied per node, and records "
+            "refused (no node attribute or path, unknown node). Only exported when an OTLP "
+            "listener runs (docs/otlp.md).",
+            [
+                q(
+                    f"sum by (result) (rate(storagenode_otlp_requests_total[{RI}]))",
+                    "requests {{result}}",
+                ),
+                q(
+                    f"sum by (node) (rate(storagenode_otlp_log_records_total{{{N}}}[{RI}]))",
+                    "{{node}} records",
+                ),
+                q(
+                    f"sum by (reason) (rate(storagenode_otlp_rejected_log_records_total[{RI}]))",
+                    "rejected {{reason}}",
+                ),
+            ],
+            "ops",
+            w=24,
         ),
         row("Exporter process"),
         timeseries(

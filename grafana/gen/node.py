@@ -15,6 +15,7 @@ from gen.common import (
     success_ratio,
     table_q,
 )
+from gen.housekeeping import housekeeping_row, lost_pieces_stat
 from gen.panels import (
     ONE_NODE_VAR,
     SATELLITE_VAR,
@@ -90,6 +91,21 @@ def node() -> dict:
             [q(f"sum(storagenode_transfers_in_flight{{{N}}})")],
             graph=True,
         ),
+        lost_pieces_stat(),
+        stat(
+            "Available space",
+            "Space left for pieces: the node's own view from the newest `upload started` line "
+            "(updated with every upload; DEBUG level since v1.116), and the node API's free "
+            "space (polled every minute).",
+            [
+                q(f"max(storagenode_available_space_bytes{{{N}}})", "log (upload started)"),
+                q(f"max(storagenode_disk_free_bytes{{{N}}})", "node API (free)"),
+            ],
+            "bytes",
+            text_mode="value_and_name",
+            color_mode="none",
+            w=12,
+        ),
         row("Transfers"),
         timeseries(
             "Transfers by action and result",
@@ -133,7 +149,9 @@ def node() -> dict:
         ),
         timeseries(
             "Canceled and failed by satellite",
-            "Transfers per second that did not succeed.",
+            "Transfers per second that did not succeed. `unknown`: the line names no "
+            "satellite (v0.x lines, a v1.86-v1.98 race-lost cancel whose started line the "
+            "exporter did not see; those also have action `unknown`).",
             [
                 q(
                     "sum by (satellite, result) (rate(storagenode_transfers_total"
@@ -274,6 +292,21 @@ def node() -> dict:
             ],
             "ops",
         ),
+        bargauge(
+            "Cancel reasons",
+            "Canceled transfers in the time range whose line gives a reason: the `reason` of "
+            "`download canceled` (v1.113+) or its error, `race_lost` (v1.86+ race-lost lines), "
+            "`speed_too_low` (the node cut a slow upload); `upload canceled` lines give none.",
+            [
+                q(
+                    "topk(10, round(sum by (action, reason) (increase("
+                    f"storagenode_transfer_cancel_reasons_total{{{N}}}[{RANGE}]))))",
+                    "{{action}} {{reason}}",
+                    instant=True,
+                )
+            ],
+            color="continuous-YlRd",
+        ),
         timeseries(
             "Warnings and errors logged",
             "Log lines per second at warn level and above.",
@@ -285,7 +318,6 @@ def node() -> dict:
                 )
             ],
             "cps",
-            w=24,
         ),
         row("Events"),
         timeseries(
@@ -351,6 +383,7 @@ def node() -> dict:
             sort_by="Count",
             decimals=0,
         ),
+        *housekeeping_row(),
         row("Hot pieces"),
         table(
             "Most downloaded pieces",

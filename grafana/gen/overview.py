@@ -13,6 +13,7 @@ from gen.common import (
     success_ratio,
     table_q,
 )
+from gen.housekeeping import LOST, in_range
 from gen.panels import (
     NODE_VAR,
     dashboard,
@@ -150,6 +151,12 @@ def node_columns() -> list[Column]:
             mappings=NONE_IN_RANGE,
             decimals=2,
         ),
+        Column(
+            "Lost pieces",
+            in_range(LOST, "node", N),
+            thresholds=alerts.fires_from_one("StoragenodeLostPieces"),
+            decimals=0,
+        ),
     ]
 
 
@@ -208,8 +215,9 @@ def overview() -> dict:
         ),
         stat(
             "Alerts firing",
-            "Prometheus alerts firing now (all of them, not only for the selected nodes).",
-            [q('count(ALERTS{alertstate="firing"}) or vector(0)')],
+            "Prometheus alerts firing now (all of them, not only for the selected nodes), "
+            "without the Watchdog, which always fires and goes to a heartbeat receiver.",
+            [q('count(ALERTS{alertstate="firing", alertname!="Watchdog"}) or vector(0)')],
             thresholds=steps((None, "green"), (1, "red")),
         ),
         row("Every node"),
@@ -243,8 +251,10 @@ def overview() -> dict:
         row("Alerts"),
         table(
             "Firing alerts",
-            "Alerts Prometheus is firing now (rules in prometheus/rules/). Empty when all is well.",
-            [table_q('ALERTS{alertstate="firing"}')],
+            "Alerts Prometheus is firing now (rules in prometheus/rules/). Empty when all is well: "
+            "the Watchdog (dead man's switch, always firing, routed to a heartbeat receiver) "
+            "is left out.",
+            [table_q('ALERTS{alertstate="firing", alertname!="Watchdog"}')],
             w=24,
             h=6,
             exclude=("Time", "Value", "__name__", "alertstate"),
