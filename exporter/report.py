@@ -15,10 +15,10 @@ from typing import IO
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from exporter import reporttable
 from exporter.collector import LogCollector
 from exporter.runner import NodeRunner
-from exporter.satellites import SATELLITES, UNKNOWN
-from exporter.state import ACTIONS, NodeState
+from exporter.state import NodeState
 from logstream.docker import DockerJsonSource
 from logstream.lines import LineSplitter
 from logstream.source import Source
@@ -107,37 +107,8 @@ def exposition(runners: list[NodeRunner], extra_collectors=()) -> bytes:
     return generate_latest(registry)
 
 
-def table(runners: list[NodeRunner]) -> str:
-    """successrate.sh-style text: per node and action, counts and success rate."""
-    out = []
-    for runner in runners:
-        snap = runner.state.snapshot()
-        counts: dict[tuple[str, str], int] = {}
-        for (_sat, action, result), value in snap["transfers"].items():
-            counts[(action, result)] = counts.get((action, result), 0) + value
-        out.append(f"node {runner.name}")
-        out.append(f"  {'action':<12}{'success':>12}{'canceled':>12}{'failed':>12}"
-                   f"{'success rate':>15}")
-        # `unknown`: race-lost cancels whose started line was not seen (docs/metrics.md)
-        shown = (*ACTIONS, UNKNOWN) if any(a == UNKNOWN for a, _ in counts) else ACTIONS
-        for action in shown:
-            ok, canceled, failed = (counts.get((action, r), 0)
-                                    for r in ("success", "canceled", "failed"))
-            total = ok + canceled + failed
-            rate = f"{100 * ok / total:.3f} %" if total else "-"
-            out.append(f"  {action:<12}{ok:>12,}{canceled:>12,}{failed:>12,}{rate:>15}")
-        by_sat: dict[str, list[int]] = {}
-        for (sat, action, result), value in snap["transfers"].items():
-            if action == "GET_AUDIT":
-                entry = by_sat.setdefault(SATELLITES.name(sat), [0, 0])
-                entry[0 if result == "success" else 1] += value
-        for sat, (ok, bad) in sorted(by_sat.items()):
-            if ok or bad:
-                out.append(f"  audits {sat}: {ok:,} ok, {bad:,} not ok")
-        errors = sorted(snap["errors"].items(), key=lambda kv: -kv[1])[:5]
-        if errors:
-            out.append("  top failure reasons: " + ", ".join(
-                f"{action} {reason} {n:,}" for (action, reason), n in errors))
-        lines = sum(snap["lines"].values())
-        out.append(f"  lines: {lines:,} parsed, {snap['unparsed']:,} unparsed")
-    return "\n".join(out) + "\n"
+def table(runners: list[NodeRunner], colour: bool | None = None) -> str:
+    """successrate.sh-style text (exporter/reporttable.py); colour None: decided for stdout."""
+    if colour is None:
+        colour = reporttable.use_colour(sys.stdout)
+    return reporttable.render([(r.name, r.state.snapshot()) for r in runners], colour)
