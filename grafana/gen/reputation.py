@@ -90,17 +90,43 @@ def _score(title: str, score: str, alert: str) -> Column:
     )
 
 
+#: a satellite vets a node once it has passed this many audits (storj/storj
+#: docs/blueprints/audit-scaling.md: "A node is considered vetted when it receives a total of
+#: 100 audits"); the node API has no audit counts, so progress comes from the log
+VETTING_AUDITS = 100
+
+
+def vetting_progress() -> Column:
+    """1 where the satellite vetted the node, else the log's successful audits / 100."""
+    vetted = f"max by (node, satellite) (storagenode_satellite_vetted{{{NS}}}) == 1"
+    audits = (
+        "sum by (node, satellite) (storagenode_transfers_total"
+        f'{{{NS}, action="GET_AUDIT", result="success"}})'
+    )
+    return Column(
+        "Vetting",
+        f"({vetted}) or clamp_max({audits} / {VETTING_AUDITS}, 1)",
+        "percentunit",
+        thresholds=steps((None, "orange"), (1, "green")),
+        decimals=0,
+    )
+
+
 def satellite_table() -> dict:
     return keyed_table(
         "Satellites",
         "Per node and satellite: when the node joined and its age in calendar months, "
         "vetting, suspension and disqualification, and the three scores coloured at the "
-        "alert thresholds.",
+        "alert thresholds. Vetting progress on a satellite that has not vetted the node yet "
+        f"is the successful audits the exporter counted in the log out of the "
+        f"{VETTING_AUDITS} a satellite needs: audits from before the exporter started count "
+        "only if the old logs were read (`backfill`, `--from-start`).",
         "node",
         "Node",
         [
             *age_columns(NS),
             _flag("Vetted", "storagenode_satellite_vetted"),
+            vetting_progress(),
             _flag("Suspended", "storagenode_satellite_suspended", "StoragenodeSuspended"),
             _flag("Disqualified", "storagenode_satellite_disqualified", "StoragenodeDisqualified"),
             _score("Audit", "audit", "StoragenodeAuditScoreLow"),
