@@ -174,7 +174,8 @@ class Exporter:
         return self.checkpointer.load()
 
     def _make_app(self, web):
-        return make_app(self.registry, self.status, web, metrics_path=self.config.metrics_path)
+        return make_app(self.registry, self.status, web, metrics_path=self.config.metrics_path,
+                        log_collector=self.log_collector)
 
     def start(self) -> None:
         if getattr(self, "checkpointer", None) is not None:  # saved counters in before serving

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -19,6 +21,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from exporter import exposition
 from exporter.events import EVENT_NAMES
 from exporter.housekeeping import HOUSE_BUCKETS, METRICS
 from exporter.runner import NodeRunner
@@ -48,33 +51,78 @@ class LogCollector:
     def __init__(self, runners: Iterable[NodeRunner]) -> None:
         self.runners = list(runners)
         self._failing: set[str] = set()  # nodes whose last render failed (logged once)
+        self._local = threading.local()
+        self._cache_lock = threading.Lock()
+        #: node name -> (state id and source stats, snapshot, {family key: sample text})
+        self._cache: dict[str, tuple[tuple, dict, dict[str, str]]] = {}
 
     def describe(self) -> list[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
+        if getattr(self._local, "elsewhere", False):
+            return  # the /metrics writer has written the log families already
         families = _families()
         clock = TimestampCache()
         for runner in self.runners:
-            node = _families()
-            try:
-                _render(runner, node, clock)
-                for family in node.values():
-                    for sample in family.samples:
-                        if not math.isfinite(float(sample.value)):
-                            raise ValueError(f"{sample.name} {sample.labels} is not finite")
-            except Exception as exc:  # one node must not fail the scrape
-                if runner.name not in self._failing:
-                    self._failing.add(runner.name)
-                    log.error("node %s: its log metrics are left out of the scrape: %s",
-                              runner.name, _short(exc))
-                continue
-            if runner.name in self._failing:
-                self._failing.discard(runner.name)
-                log.info("node %s: its log metrics are served again", runner.name)
-            for name, family in node.items():
+            node = self._node(runner, runner.state.snapshot(), clock)
+            for name, family in (node or {}).items():
                 families[name].samples.extend(family.samples)
         yield from families.values()
+
+    def text(self) -> str:
+        """The log families in the text format, each node's block re-rendered only when its
+        snapshot or source stats changed since the last scrape (exporter/exposition.py)."""
+        clock = TimestampCache()
+        blocks = []
+        with self._cache_lock:
+            for runner in self.runners:
+                snap = runner.state.snapshot()
+                key = (id(runner.state), _stats_key(runner.source.stats))
+                cached = self._cache.get(runner.name)
+                if cached is None or cached[0] != key or cached[1] != snap:
+                    node = self._node(runner, snap, clock)
+                    text = {} if node is None else {
+                        name: exposition.samples(family) for name, family in node.items()}
+                    cached = self._cache[runner.name] = (key, snap, text)
+                blocks.append(cached[2])
+            for name in self._cache.keys() - {runner.name for runner in self.runners}:
+                del self._cache[name]
+        return exposition.join(_families(), blocks)
+
+    @contextmanager
+    def elsewhere(self) -> Iterator[None]:
+        """While the registry is collected for /metrics in this thread, yield nothing."""
+        self._local.elsewhere = True
+        try:
+            yield
+        finally:
+            self._local.elsewhere = False
+
+    def _node(self, runner: NodeRunner, snap: dict, clock: TimestampCache) -> dict | None:
+        """One node's families, or None (logged once) when they cannot be rendered."""
+        node = _families()
+        try:
+            _render(runner, snap, node, clock)
+            for family in node.values():
+                for sample in family.samples:
+                    if not math.isfinite(float(sample.value)):
+                        raise ValueError(f"{sample.name} {sample.labels} is not finite")
+        except Exception as exc:  # one node must not fail the scrape
+            if runner.name not in self._failing:
+                self._failing.add(runner.name)
+                log.error("node %s: its log metrics are left out of the scrape: %s",
+                          runner.name, _short(exc))
+            return None
+        if runner.name in self._failing:
+            self._failing.discard(runner.name)
+            log.info("node %s: its log metrics are served again", runner.name)
+        return node
+
+
+def _stats_key(stats) -> tuple:
+    return (stats.up, stats.bytes_read, stats.rotations, stats.truncations, stats.reconnects,
+            stats.oversized_lines)
 
 
 def _short(exc: Exception) -> str:
@@ -183,10 +231,9 @@ def _families() -> dict[str, Metric]:
     }
 
 
-def _render(runner: NodeRunner, f: dict[str, Metric], clock: TimestampCache) -> None:
-    """Add one node's samples to the families `f` (from _families)."""
+def _render(runner: NodeRunner, snap: dict, f: dict[str, Metric], clock: TimestampCache) -> None:
+    """Add one node's samples (of its snapshot `snap`) to the families `f` (from _families)."""
     node = runner.name
-    snap = runner.state.snapshot()
     stats = runner.source.stats
     for (sat, action, result), value in sorted(snap["transfers"].items()):
         f["transfers"].add_metric([node, SATELLITES.name(sat), action, result], value)

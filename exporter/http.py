@@ -48,7 +48,7 @@ _TEXT = ("Content-Type", "text/plain; charset=utf-8")
 
 
 def make_app(registry: CollectorRegistry, status=None, web: WebConfig | None = None, *,
-             metrics_path: str = "/metrics"):
+             metrics_path: str = "/metrics", log_collector=None):
     """WSGI app: `/` status page, `/api/status` (the same as JSON), the metrics, `/healthz`.
 
     `status` is an exporter.status.Status (None: a page without nodes). `/healthz` answers to
@@ -57,7 +57,7 @@ def make_app(registry: CollectorRegistry, status=None, web: WebConfig | None = N
     """
     from exporter import statuspage
 
-    metrics = make_wsgi_app(registry)
+    metrics = _metrics_app(registry, log_collector)
     auth = BasicAuth(web.users) if web and web.users else None
     limit = web.rate_limit if web else None
     extra = list(web.headers) if web else []
@@ -275,6 +275,30 @@ class _Server(WSGIServer):
         finally:
             self.connections.release(sock)
             self.shutdown_request(sock)
+
+
+def _metrics_app(registry: CollectorRegistry, log_collector):
+    """prometheus_client's /metrics app, with the fast path of exporter/exposition.py for
+    text-format GETs when the LogCollector is given (OpenMetrics-only clients, name[]
+    filters and other methods keep prometheus_client's own handling)."""
+    from prometheus_client.exposition import gzip_accepted
+
+    from exporter import exposition
+
+    full = make_wsgi_app(registry)
+    if log_collector is None:
+        return full
+
+    def metrics(environ, start_response):
+        if (environ.get("REQUEST_METHOD") != "GET" or "name[]" in environ.get("QUERY_STRING", "")
+                or not exposition.wants_text(environ.get("HTTP_ACCEPT"))):
+            return full(environ, start_response)
+        output, headers = exposition.body(
+            log_collector, registry, gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING")))
+        start_response("200 OK", headers)
+        return [output]
+
+    return metrics
 
 
 def _env_limit(name: str, default: float, kind: type) -> float:
