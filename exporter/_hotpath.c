@@ -155,7 +155,8 @@ parse_common(const char *p, const char *end, CommonLine *c)
         c->info = 0;
     else
         return 0;
-    if (!LIT(p, end, "piecestore\t"))
+    /* `piecestore:endpoint`: the modular node (v1.120+, storagenode/mud.go) */
+    if (!LIT(p, end, "piecestore") || (!LIT(p, end, "\t") && !LIT(p, end, ":endpoint\t")))
         return 0;
     c->started = c->result = 0;
     if (LIT(p, end, "uploaded\t") || LIT(p, end, "downloaded\t"))

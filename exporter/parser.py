@@ -124,6 +124,11 @@ def available_space(digits: str | None) -> int | None:
 
 _UP, _UP_STARTED, _DOWN = _pair("upload"), _pair("upload_started"), _pair("download")
 
+#: the piecestore logger's names: `piecestore:endpoint` on the mud-based modular node (v1.120+,
+#: storj/storj storagenode/mud.go registers the endpoint without a fixed logger name, so zap
+#: names it after the component)
+PIECESTORE_LOGGERS = frozenset({"piecestore", "piecestore:endpoint"})
+
 # message of the `piecestore` logger -> (phase, result, (Title Case regex, snake_case regex),
 # race lost). The race-lost lines (v1.86+) carry the piece ID alone up to v1.98 and are
 # followed by a DEBUG line of the same transfer (NodeState pairs them, exporter/cancels.py).
@@ -149,7 +154,7 @@ PIECESTORE: dict[str, tuple[int, str | None, tuple[re.Pattern[str], re.Pattern[s
 # Sizes of more than 8 digits and piece IDs or addresses over MAX_FIELD are left to
 # `parse_line`; NodeState._feed_text checks the 8-digit sizes against MAX_PIECE_SIZE.
 _COMMON = (
-    r'(\d{4}-\d\d-\d\dT[^\t\n ]+)\t(INFO|DEBUG)\tpiecestore\t'
+    r'(\d{4}-\d\d-\d\dT[^\t\n ]+)\t(INFO|DEBUG)\tpiecestore(?::endpoint)?\t'
     r"(uploaded|downloaded|upload started|download started)\t"
     r'\{(?:"[Pp]rocess": "storagenode", )?"(?:Piece ID|piece_id)": "([^"\t\n]{0,128})", '
     r'"(?:Satellite ID|satellite_id)": "([^"\t\n]*)", '
@@ -211,7 +216,7 @@ def parse_line(line: str) -> tuple | None:
             or " " in ts
         ):
             return _parse_other_layout(parts)
-        if logger == "piecestore":
+        if logger in PIECESTORE_LOGGERS:
             kind = PIECESTORE.get(message)
             if kind is not None:
                 phase, result, shapes, _ = kind
@@ -269,7 +274,7 @@ def _parse_other_layout(parts: list[str]) -> tuple | None:
 
 
 def _event(level: str, ts: str, logger: str, message: str, fields: str) -> tuple | None:
-    if logger == "piecestore":
+    if logger in PIECESTORE_LOGGERS:
         kind = PIECESTORE.get(message)
         if kind is not None:
             return _transfer(level, ts, kind, fields, None)

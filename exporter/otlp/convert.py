@@ -26,9 +26,6 @@ from typing import Any
 
 #: the otelzap bridge's scope for entries of the unnamed root logger
 ROOT_SCOPES = frozenset({"", "storj"})
-#: scope names of the modular node whose console-line logger the parser knows by another name
-#: (the modular node names loggers after the component type: *piecestore.Endpoint)
-LOGGER_ALIASES = {"piecestore:endpoint": "piecestore"}
 #: severity_text as zap writes it (lower case) -> the console level
 LEVEL_TEXT = {
     "debug": "DEBUG", "info": "INFO", "warn": "WARN", "warning": "WARN", "error": "ERROR",
@@ -101,7 +98,7 @@ def attribute(attributes, key: str) -> str | None:
 def logger_of(scope_name: str) -> str:
     if scope_name in ROOT_SCOPES:
         return ""
-    return LOGGER_ALIASES.get(scope_name, scope_name).translate(_UNSAFE)
+    return scope_name.translate(_UNSAFE)  # piecestore:endpoint: parser.PIECESTORE_LOGGERS
 
 
 class LineMaker:
