@@ -142,12 +142,19 @@ def _families() -> dict[str, Metric]:
         labels=["node", "satellite", "action", "result"],
     )
     ingress = CounterMetricFamily(
-        "storagenode_ingress_bytes", "Bytes received in piece uploads (Size of the line).",
+        "storagenode_ingress_bytes",
+        "Bytes received in piece uploads (Size of the line: always the bytes received).",
         labels=["node", "satellite", "action", "result"],
     )
     egress = CounterMetricFamily(
         "storagenode_egress_bytes",
-        "Bytes of piece downloads (Size of the line; since v1.99 the requested size).",
+        "Bytes sent in piece downloads: Size of a success; of a canceled/failed one only what "
+        "the line says was sent (its Size is the requested size since v1.99).",
+        labels=["node", "satellite", "action", "result"],
+    )
+    requested = CounterMetricFamily(
+        "storagenode_transfer_requested_bytes",
+        "Requested size (Size) of canceled and failed piece downloads.",
         labels=["node", "satellite", "action", "result"],
     )
     sizes = HistogramMetricFamily(
@@ -222,7 +229,8 @@ def _families() -> dict[str, Metric]:
         family = CounterMetricFamily if kind == "counter" else HistogramMetricFamily
         house[f"house_{metric}"] = family(name, doc, labels=["node", *labels])
     return {
-        "transfers": transfers, "ingress": ingress, "egress": egress, "sizes": sizes,
+        "transfers": transfers, "ingress": ingress, "egress": egress,
+        "requested": requested, "sizes": sizes,
         "durations": durations, "errors": errors, "in_flight": in_flight,
         "expired": expired, "events": events, "top": top, "lines": lines,
         "unparsed": unparsed, "up": up, "last": last,
@@ -240,6 +248,8 @@ def _render(runner: NodeRunner, snap: dict, f: dict[str, Metric], clock: Timesta
     for (sat, action, result), value in sorted(snap["bytes"].items()):
         family = f["ingress"] if action in INGRESS_ACTIONS else f["egress"]
         family.add_metric([node, SATELLITES.name(sat), action, result], value)
+    for (sat, action, result), value in sorted(snap.get("requested", {}).items()):
+        f["requested"].add_metric([node, SATELLITES.name(sat), action, result], value)
     for action in ACTIONS:
         counts, total = snap["sizes"][action]
         f["sizes"].add_metric([node, action], _buckets(SIZE_BUCKETS, counts), total)
