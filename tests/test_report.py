@@ -202,8 +202,7 @@ def on_terminal(log: Path, env: dict) -> str:
     return b"".join(chunks).decode()
 
 
-@pytest.mark.parametrize("name", ["generated", "v1.146.log", "v1.76.log", "v1.142.log",
-                                  "cancels-v1.86-debug.log", "housekeeping-v1.162.log"])
+@pytest.mark.parametrize("name", ["generated", *(p.name for p in fixture_logs())])
 def test_every_number_equals_the_exposition(tmp_path, name):
     log = generated_log(tmp_path / "n.log") if name == "generated" else FIXTURES / "logs" / name
     samples = exposition(log)
