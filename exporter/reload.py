@@ -41,6 +41,7 @@ def plan_reload(exp: Exporter, new: Config) -> list[str]:
 
     # build every new log runner before anything is stopped: make_source may refuse
     start_runners, stop_runners = [], []
+    carried = []  # new runners that continue the old one's log: their position is taken again
     for name, node in new_nodes.items():
         was = old_nodes.get(name)
         current = runners.get(name)
@@ -53,6 +54,8 @@ def plan_reload(exp: Exporter, new: Config) -> list[str]:
             if state is None and exp.locator is not None:
                 exp.geo[name] = exp._recorder(name)
             start_runners.append(exp._runner(node, new, resume, state))
+            if resume is not None:
+                carried.append(start_runners[-1])
             if current is not None:
                 stop_runners.append(current)
                 changes.append(f"node {name}: log source restarted ({node.log})")
@@ -88,6 +91,12 @@ def plan_reload(exp: Exporter, new: Config) -> list[str]:
     # apply: nothing below raises ConfigError
     for item in (*stop_runners, *stop_pollers):
         item.stop()
+    for runner in carried:
+        # the old runner may have applied batches after `resume` was read: resume after the
+        # last one it applied, or those lines would count twice
+        with runner.state.lock:
+            if runner.state.position is not None and hasattr(runner.source, "resume"):
+                runner.source.resume = runner.state.position
     stopped = {id(x) for x in (*stop_runners, *stop_pollers)}
     order = list(new_nodes)
     exp.runners = sorted([r for r in exp.runners if id(r) not in stopped] + start_runners,

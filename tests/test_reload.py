@@ -80,6 +80,8 @@ def test_sighup_reloads_the_tls_certificate(tmp_path):
         assert ssl.PEM_cert_to_DER_cert(served()) == ssl.PEM_cert_to_DER_cert(
             new_cert.read_text())
         assert proc.request("/healthz")[0] == 200  # verified against the CA
-        assert f"reload: web config {web} re-read" in proc.logged()
+        # the new certificate is served a moment before the reload's log lines are written
+        wait_for(lambda: f"reload: web config {web} re-read" in proc.logged(), timeout=10,
+                 what="the reload's log line")
     finally:
         proc.stop()
