@@ -24,7 +24,16 @@ GZIP_LEVEL = 1  # ~6x faster than gzip's default 9 on a 2 MB exposition, ~15 % l
 
 
 def _escape(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    if '"' in value or "\\" in value or "\n" in value:
+        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return value
+
+
+def _value(value: float) -> str:
+    """floatToGoString, with the common case (a small non-negative int) short-cut."""
+    if type(value) is int and 0 <= value < 1_000_000:
+        return f"{value}.0"
+    return floatToGoString(value)
 
 
 def header(family: Metric) -> str:
@@ -37,14 +46,17 @@ def header(family: Metric) -> str:
 def samples(family: Metric) -> str:
     """The sample lines of a family (counters, gauges and histograms without _created)."""
     out = []
-    for s in family.samples:
-        if s.labels:
-            labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(s.labels.items()))
-            labels = "{" + labels + "}"
-        else:
-            labels = ""
-        stamp = "" if s.timestamp is None else f" {int(float(s.timestamp) * 1000):d}"
-        out.append(f"{s.name}{labels} {floatToGoString(s.value)}{stamp}\n")
+    keys: tuple = ()
+    order: list[str] = []
+    for name, labels, value, stamp, *_ in family.samples:
+        if labels:
+            if tuple(labels) != keys:  # the label names of a family rarely change
+                keys = tuple(labels)
+                order = sorted(keys)
+            text = ",".join([f'{k}="{_escape(labels[k])}"' for k in order])
+            name = f"{name}{{{text}}}"
+        stamp = "" if stamp is None else f" {int(float(stamp) * 1000):d}"
+        out.append(f"{name} {_value(value)}{stamp}\n")
     return "".join(out)
 
 
