@@ -178,6 +178,6 @@ def render(nodes: list[tuple[str, dict]], colour: bool) -> str:
     """The whole report: `nodes` are (name, NodeState.snapshot()) pairs."""
     paint = Painter(colour)
     out: list[str] = []
-    for name, snap in nodes:
-        out += node_table(name, snap, paint)
+    for i, (name, snap) in enumerate(nodes):
+        out += [""] * (i > 0) + node_table(name, snap, paint)  # a blank line between nodes
     return "\n".join(out) + "\n"
