@@ -10,7 +10,8 @@ info, process, node API, geo) still comes from the registry.
 
 from __future__ import annotations
 
-import gzip
+import struct
+import zlib
 from collections.abc import Iterable
 
 from prometheus_client.core import Metric
@@ -88,14 +89,39 @@ def wants_text(accept: str | None) -> bool:
     return False
 
 
-def body(collector, registry, gzip_ok: bool) -> tuple[bytes, list[tuple[str, str]]]:
+class Gzip:
+    """gzip of "log text + the rest" where the log text's deflated bytes are reused while it
+    is unchanged (an idle fleet): the log part is deflated raw and ended with a full flush
+    (byte-aligned, no back-references across it), the rest deflated by a fresh compressor, so
+    the two concatenate into one valid deflate stream of one gzip member; the CRC of the whole
+    is continued from the cached CRC of the log part."""
+
+    HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime
+
+    def __init__(self) -> None:
+        self._cached: tuple[bytes, bytes, int] = (b"", b"", 0)  # log text, deflated, crc32
+
+    def compress(self, log: bytes, rest: bytes) -> bytes:
+        text, deflated, crc = self._cached
+        if text != log:
+            raw = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+            deflated = raw.compress(log) + raw.flush(zlib.Z_FULL_FLUSH)
+            crc = zlib.crc32(log)
+            self._cached = (log, deflated, crc)
+        raw = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+        tail = raw.compress(rest) + raw.flush()
+        trailer = struct.pack("<II", zlib.crc32(rest, crc), (len(log) + len(rest)) & 0xFFFFFFFF)
+        return b"".join((self.HEADER, deflated, tail, trailer))
+
+
+def body(collector, registry, gz: Gzip | None) -> tuple[bytes, list[tuple[str, str]]]:
     """The /metrics body: the log families first (the LogCollector is registered first), then
-    the rest of the registry, collected while the LogCollector yields nothing."""
-    output = collector.text().encode()
+    the rest of the registry, collected while the LogCollector yields nothing. `gz`: gzip it."""
+    log = collector.text().encode()
     with collector.elsewhere():
-        output += generate_latest(registry)
+        rest = generate_latest(registry)
     headers = [("Content-Type", CONTENT_TYPE)]
-    if gzip_ok:
-        output = gzip.compress(output, compresslevel=GZIP_LEVEL)
-        headers.append(("Content-Encoding", "gzip"))
-    return output, headers
+    if gz is None:
+        return log + rest, headers
+    headers.append(("Content-Encoding", "gzip"))
+    return gz.compress(log, rest), headers

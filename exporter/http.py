@@ -288,13 +288,14 @@ def _metrics_app(registry: CollectorRegistry, log_collector):
     full = make_wsgi_app(registry)
     if log_collector is None:
         return full
+    gz = exposition.Gzip()
 
     def metrics(environ, start_response):
         if (environ.get("REQUEST_METHOD") != "GET" or "name[]" in environ.get("QUERY_STRING", "")
                 or not exposition.wants_text(environ.get("HTTP_ACCEPT"))):
             return full(environ, start_response)
-        output, headers = exposition.body(
-            log_collector, registry, gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING")))
+        zipped = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING"))
+        output, headers = exposition.body(log_collector, registry, gz if zipped else None)
         start_response("200 OK", headers)
         return [output]
 

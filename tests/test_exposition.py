@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import urllib.request
+import zlib
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -11,6 +12,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as text_families
 
 from exporter.collector import LogCollector
+from exporter.exposition import Gzip
 from exporter.report import build_states
 from tests.conftest import FIXTURES, total, wait_for
 
@@ -93,3 +95,16 @@ def test_text_and_openmetrics_scrapes_agree(exporter_process):
     assert log_text and log_text == log_om
     assert text.count("# TYPE storagenode_log_lines_total counter") == 1
     assert text.count("# TYPE process_resident_memory_bytes gauge") == 1
+
+
+def test_gzip_with_a_reused_log_part_is_one_valid_member():
+    """The cached deflated log part plus a fresh tail decompress to log + rest, as one gzip
+    member (zlib, as curl and Go's reader without multistream read it), and a changed log
+    part is deflated again."""
+    gz = Gzip()
+    log, rest = b"storagenode_x_total 1.0\n" * 5000, b"process_cpu_seconds_total 1.5\n"
+    for _ in range(2):
+        one = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        assert one.decompress(gz.compress(log, rest)) == log + rest
+        assert one.eof and not one.unused_data
+    assert gzip.decompress(gz.compress(log + b"y 2.0\n", rest)) == log + b"y 2.0\n" + rest
