@@ -55,6 +55,7 @@ class LogCollector:
         self._cache_lock = threading.Lock()
         #: node name -> (state id and source stats, _probe, {family key: sample text})
         self._cache: dict[str, tuple[tuple, dict, dict[str, str]]] = {}
+        self._joined: str | None = None
 
     def describe(self) -> list[Metric]:
         return []
@@ -76,6 +77,8 @@ class LogCollector:
         clock = TimestampCache()
         blocks = []
         with self._cache_lock:
+            changed = (self._joined is None
+                       or [runner.name for runner in self.runners] != list(self._cache))
             for runner in self.runners:
                 key = (id(runner.state), _stats_key(runner.source.stats))
                 probe = _probe(runner.state)
@@ -85,10 +88,12 @@ class LogCollector:
                     text = {} if node is None else {
                         name: exposition.samples(family) for name, family in node.items()}
                     cached = self._cache[runner.name] = (key, probe, text)
+                    changed = True
                 blocks.append(cached[2])
-            for name in self._cache.keys() - {runner.name for runner in self.runners}:
-                del self._cache[name]
-        return exposition.join(_families(), blocks)
+            if changed:
+                self._cache = {runner.name: self._cache[runner.name] for runner in self.runners}
+                self._joined = exposition.join(_families(), blocks)
+            return self._joined  # the same object while nothing changed (exposition.Gzip)
 
     @contextmanager
     def elsewhere(self) -> Iterator[None]:

@@ -99,29 +99,31 @@ class Gzip:
     HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime
 
     def __init__(self) -> None:
-        self._cached: tuple[bytes, bytes, int] = (b"", b"", 0)  # log text, deflated, crc32
+        self._cached: tuple[str | None, bytes, int, int] = (None, b"", 0, 0)
 
-    def compress(self, log: bytes, rest: bytes) -> bytes:
-        text, deflated, crc = self._cached
-        if text != log:
+    def compress(self, log: str, rest: bytes) -> bytes:
+        """`log` is LogCollector.text(): the same object while no node changed."""
+        text, deflated, crc, size = self._cached
+        if text is not log:
+            data = log.encode()
             raw = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-            deflated = raw.compress(log) + raw.flush(zlib.Z_FULL_FLUSH)
-            crc = zlib.crc32(log)
-            self._cached = (log, deflated, crc)
+            deflated = raw.compress(data) + raw.flush(zlib.Z_FULL_FLUSH)
+            crc, size = zlib.crc32(data), len(data)
+            self._cached = (log, deflated, crc, size)
         raw = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
         tail = raw.compress(rest) + raw.flush()
-        trailer = struct.pack("<II", zlib.crc32(rest, crc), (len(log) + len(rest)) & 0xFFFFFFFF)
+        trailer = struct.pack("<II", zlib.crc32(rest, crc), (size + len(rest)) & 0xFFFFFFFF)
         return b"".join((self.HEADER, deflated, tail, trailer))
 
 
 def body(collector, registry, gz: Gzip | None) -> tuple[bytes, list[tuple[str, str]]]:
     """The /metrics body: the log families first (the LogCollector is registered first), then
     the rest of the registry, collected while the LogCollector yields nothing. `gz`: gzip it."""
-    log = collector.text().encode()
+    log = collector.text()
     with collector.elsewhere():
         rest = generate_latest(registry)
     headers = [("Content-Type", CONTENT_TYPE)]
     if gz is None:
-        return log + rest, headers
+        return log.encode() + rest, headers
     headers.append(("Content-Encoding", "gzip"))
     return gz.compress(log, rest), headers

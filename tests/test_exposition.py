@@ -102,9 +102,18 @@ def test_gzip_with_a_reused_log_part_is_one_valid_member():
     member (zlib, as curl and Go's reader without multistream read it), and a changed log
     part is deflated again."""
     gz = Gzip()
-    log, rest = b"storagenode_x_total 1.0\n" * 5000, b"process_cpu_seconds_total 1.5\n"
+    log, rest = "storagenode_x_total 1.0\n" * 5000, b"process_cpu_seconds_total 1.5\n"
     for _ in range(2):
         one = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        assert one.decompress(gz.compress(log, rest)) == log + rest
+        assert one.decompress(gz.compress(log, rest)) == log.encode() + rest
         assert one.eof and not one.unused_data
-    assert gzip.decompress(gz.compress(log + b"y 2.0\n", rest)) == log + b"y 2.0\n" + rest
+    other = log + "y 2.0\n"
+    assert gzip.decompress(gz.compress(other, rest)) == other.encode() + rest
+
+
+def test_no_log_nodes_still_gives_the_family_headers():
+    """An API-only exporter: the text path writes what generate_latest writes (headers only)."""
+    collector = LogCollector([])
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    assert collector.text() == generate_latest(registry).decode()
