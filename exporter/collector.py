@@ -76,10 +76,11 @@ class LogCollector:
         snapshot or source stats changed since the last scrape (exporter/exposition.py)."""
         clock = TimestampCache()
         blocks = []
+        runners = list(self.runners)  # a reload may put in a new list meanwhile
         with self._cache_lock:
             changed = (self._joined is None
-                       or [runner.name for runner in self.runners] != list(self._cache))
-            for runner in self.runners:
+                       or [runner.name for runner in runners] != list(self._cache))
+            for runner in runners:
                 key = (id(runner.state), _stats_key(runner.source.stats))
                 probe = _probe(runner.state)
                 cached = self._cache.get(runner.name)
@@ -91,7 +92,7 @@ class LogCollector:
                     changed = True
                 blocks.append(cached[2])
             if changed:
-                self._cache = {runner.name: self._cache[runner.name] for runner in self.runners}
+                self._cache = {runner.name: self._cache[runner.name] for runner in runners}
                 self._joined = exposition.join(_families(), blocks)
             return self._joined  # the same object while nothing changed (exposition.Gzip)
 
