@@ -38,6 +38,7 @@
 #define N_ACTIONS 5
 static const char *ACTION_NAMES[N_ACTIONS] = {"GET", "GET_AUDIT", "GET_REPAIR", "PUT",
                                               "PUT_REPAIR"};
+#define N_DOWNLOADS 3 /* GET, GET_AUDIT, GET_REPAIR come first */
 /* the results of the finished lines read here (failures carry an error: Python reads them) */
 #define N_RESULTS 2
 static const char *RESULT_NAMES[N_RESULTS] = {"success", "canceled"};
@@ -46,7 +47,7 @@ static const char *RESULT_NAMES[N_RESULTS] = {"success", "canceled"};
 /* interned strings: dict keys and attribute names */
 static PyObject *s_action[N_ACTIONS], *s_result[N_RESULTS], *s_info, *s_debug;
 static PyObject *s_duration_key[CELLS]; /* (action, result) */
-static PyObject *a_lines, *a_transfers, *a_bytes, *a_sizes, *a_durations, *a_in_flight,
+static PyObject *a_lines, *a_transfers, *a_bytes, *a_requested, *a_sizes, *a_durations, *a_in_flight,
     *a_pending, *a_top_pieces, *a_counts, *a_capacity, *a_add, *a_geo, *a_record,
     *a_max_pending, *a_newest, *a_next_sweep, *a_starts_expired, *a_clock, *a_last_timestamp,
     *a_sweep, *a_evict_oldest, *a_new_satellite, *a_line, *a_bounds, *a_sum, *a_durations_for,
@@ -465,13 +466,14 @@ typedef struct {
     PyObject *name;            /* str */
     PyObject *keys[CELLS]; /* (satellite, action, result), built on first use */
     long long transfers[CELLS], bytes[CELLS];
+    long long requested[CELLS]; /* Size of canceled downloads: no egress (issue 14) */
 } Satellite;
 
 typedef struct {
     PyObject *state, *read_time, *errors;
     int have_read_time;
     double read_time_value, slack_low, slack_high;
-    PyObject *lines, *transfers, *bytes, *sizes, *durations, *in_flight, *top_pieces,
+    PyObject *lines, *transfers, *bytes, *requested, *sizes, *durations, *in_flight, *top_pieces,
         *top_counts, *geo, *geo_record; /* geo and its bound record method, or NULL */
     Py_ssize_t top_capacity, max_pending;
     const char *clock_ts; /* last timestamp converted, and its value */
@@ -613,7 +615,10 @@ flush(Ctx *ctx)
                 rc = -1;
             if (s->bytes[k] && dict_add_long(ctx->bytes, s->keys[k], s->bytes[k]) < 0)
                 rc = -1;
-            s->transfers[k] = s->bytes[k] = 0;
+            if (s->requested[k] &&
+                dict_add_long(ctx->requested, s->keys[k], s->requested[k]) < 0)
+                rc = -1;
+            s->transfers[k] = s->bytes[k] = s->requested[k] = 0;
         }
     }
     for (int i = 0; i < ctx->n_hists; i++)
@@ -1021,7 +1026,10 @@ apply_common(Ctx *ctx, const CommonLine *c)
         sat->keys[cell] = key;
     }
     sat->transfers[cell]++;
-    sat->bytes[cell] += c->size;
+    if (c->result && a < N_DOWNLOADS) /* a canceled download: its Size is the requested size */
+        sat->requested[cell] += c->size;
+    else
+        sat->bytes[cell] += c->size;
     if (c->result == 0 && ctx->size_hist[a] < 0) { /* sizes: of successful transfers only */
         PyObject *hist = PyDict_GetItemWithError(ctx->sizes, action);
         if (hist == NULL) {
@@ -1143,15 +1151,16 @@ ctx_init(Ctx *ctx, PyObject *state, PyObject *read_time, PyObject *errors)
         if (ctx->read_time_value == -1.0 && PyErr_Occurred())
             return -1;
     }
-    PyObject **slots[] = {&ctx->lines,     &ctx->transfers, &ctx->bytes,      &ctx->sizes,
-                          &ctx->durations, &ctx->in_flight, &ctx->top_pieces, &ctx->geo};
-    PyObject *names[] = {a_lines,     a_transfers, a_bytes,      a_sizes,
+    PyObject **slots[] = {&ctx->lines,     &ctx->transfers, &ctx->bytes,
+                          &ctx->requested, &ctx->sizes,     &ctx->durations,
+                          &ctx->in_flight, &ctx->top_pieces, &ctx->geo};
+    PyObject *names[] = {a_lines,     a_transfers, a_bytes,      a_requested, a_sizes,
                          a_durations, a_in_flight, a_top_pieces, a_geo};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *slots[i] = PyObject_GetAttr(state, names[i]);
         if (*slots[i] == NULL)
             return -1;
-        if (i < 6 && !PyDict_Check(*slots[i])) {
+        if (i < 7 && !PyDict_Check(*slots[i])) {
             PyErr_Format(PyExc_TypeError, "NodeState.%U must be a dict", names[i]);
             return -1;
         }
@@ -1187,6 +1196,7 @@ ctx_clear(Ctx *ctx)
     Py_CLEAR(ctx->lines);
     Py_CLEAR(ctx->transfers);
     Py_CLEAR(ctx->bytes);
+    Py_CLEAR(ctx->requested);
     Py_CLEAR(ctx->sizes);
     Py_CLEAR(ctx->durations);
     Py_CLEAR(ctx->in_flight);
@@ -1278,7 +1288,7 @@ PyInit__hotpath(void)
     } names[] = {
         {&s_info, "info"},
         {&s_debug, "debug"},             {&a_lines, "lines"},
-        {&a_transfers, "transfers"},     {&a_bytes, "bytes"},
+        {&a_transfers, "transfers"},     {&a_bytes, "bytes"}, {&a_requested, "requested"},
         {&a_sizes, "sizes"},             {&a_durations, "durations"},
         {&a_in_flight, "in_flight"},     {&a_pending, "pending"},
         {&a_top_pieces, "top_pieces"},   {&a_counts, "counts"},

@@ -128,6 +128,7 @@ def encode(cap: dict[str, Any], stats: dict[str, int] | None = None,
         "unparsed": cap["unparsed"] if _sane(cap["unparsed"]) else 0,
         "transfers": [[*k, v] for k, v in cap["transfers"].items() if _sane(v)],
         "bytes": [[*k, v] for k, v in cap["bytes"].items() if _sane(v)],
+        "requested": [[*k, v] for k, v in cap["requested"].items() if _sane(v)],
         "size_buckets": list(SIZE_BUCKETS),
         "sizes": {a: {"counts": c, "sum": s} for a, (c, s) in cap["sizes"].items()
                   if _sane_histogram(c, s)},
@@ -385,6 +386,10 @@ def decode(name: str, data: Any) -> SavedNode:
                 f"{w}.transfers", refuse),
             "bytes": _satellite_rows(_counter_rows(data["bytes"], f"{w}.bytes", 3, refuse),
                                      f"{w}.bytes", _Refused()),  # the same IDs: noted once
+            # absent before issue 14: the requested size of canceled/failed downloads
+            "requested": _satellite_rows(
+                _counter_rows(data.get("requested", []), f"{w}.requested", 3, refuse),
+                f"{w}.requested", _Refused()),
             "sizes": sizes,
             "durations": durations,
             "errors": _counter_rows(data["errors"], f"{w}.errors", 2, refuse),
@@ -482,6 +487,7 @@ def restore(state: NodeState, saved: SavedNode) -> None:
         state.unparsed = v["unparsed"]
         state.transfers = v["transfers"]
         state.bytes = v["bytes"]
+        state.requested = v["requested"]
         state.sizes = v["sizes"]
         state.durations = v["durations"]
         state.errors = v["errors"]

@@ -50,6 +50,8 @@ from exporter.housekeeping import normalise_key
 from exporter.reasons import RACE_LOST, SPEED_TOO_LOW, classify
 from exporter.satellites import UNKNOWN as SATELLITE_UNKNOWN
 
+#: (TRANSFER, level, ts, phase, result, action, satellite, size, piece, remote, reason, event,
+#: sent): `sent` is the bytes an unfinished download says it sent (_sent), else None
 TRANSFER = 0
 OTHER = 1
 #: a housekeeping line (exporter/housekeeping.py): (HOUSE, level, ts, event, updates)
@@ -184,6 +186,8 @@ _SIZE_RE = re.compile(r'"(?:Size|size)": ?(\d+)(?=[,} ])')
 _REMOTE_RE = re.compile(r'"(?:Remote Address|remote_address)": ?"([^"]*)"')
 _ERROR_RE = re.compile(r'"(?:error|Error)": ?"((?:[^"\\]|\\.)*)"')
 _REASON_RE = re.compile(r'"reason": ?"((?:[^"\\]|\\.)*)"')
+# the bytes a canceled download did send, in its reason (v1.113+, reference §1.5 note 2)
+_SENT_RE = re.compile(r"downloaded size \((\d{1,8}) bytes\)")
 _AVAILABLE_RE = re.compile(r'"(?:Available Space|available_space)": ?(-?\d+)')
 _JSON_HEAD = re.compile(
     r'\{"L": ?"([A-Z]+)",(?: ?"T": ?"([^"]*)",)?(?: ?"N": ?"([^"]*)",)?(?: ?"C": ?"[^"]*",)?'
@@ -229,7 +233,7 @@ def parse_line(line: str) -> tuple | None:
                     return None
                 return (
                     TRANSFER, level, ts, phase, result, action, satellite,
-                    _size(size) if phase else None, piece, remote, None, None,
+                    _size(size) if phase else None, piece, remote, None, None, None,
                 )
         return _other(level, ts, logger, message, fields)
     if line[:2] == '{"':
@@ -309,6 +313,14 @@ def _reasons(result: str, fields: str, race_lost: bool) -> tuple[str, str | None
     return result, classify(r.group(1)) if r else None, None
 
 
+def _sent(reason: str | None) -> int | None:
+    """The bytes an unfinished download sent when its `reason` says so (`downloaded size (N
+    bytes) does not match ...`, v1.113+), else None: its Size is the requested size since
+    v1.99 (reference §1.3), so it is no egress (issue 14)."""
+    m = _SENT_RE.match(reason) if reason else None
+    return _size(m.group(1)) if m else None
+
+
 def _transfer(level, ts, kind, fields: str, m: re.Match[str] | None) -> tuple | None:
     """Transfer lines off the common path: failures, cancels, other field orders."""
     phase, result, _, race_lost = kind
@@ -330,12 +342,16 @@ def _transfer(level, ts, kind, fields: str, m: re.Match[str] | None) -> tuple | 
         a = _AVAILABLE_RE.search(fields) if action in _UPLOADS else None
         size = available_space(a.group(1)) if a else None
         return (TRANSFER, level, ts, phase, result, action, satellite, size, piece, remote,
-                None, None)
+                None, None, None)
+    sent = None
     if result is not None and result != "success":
         result, reason, event = _reasons(result, fields, race_lost)
+        if action not in _UPLOADS:
+            r = _REASON_RE.search(fields)
+            sent = _sent(r.group(1) if r else None)
     return (
         TRANSFER, level, ts, phase, result, action, satellite,
-        _size(size), piece, remote, reason, event,
+        _size(size), piece, remote, reason, event, sent,
     )
 
 
@@ -375,8 +391,8 @@ def _transfer_json(level, ts, kind, fields: str) -> tuple | None:
         if type(size) is not int or available_space(str(size)) is None:
             size = None
         return (TRANSFER, level, ts, phase, result, action, satellite, size, piece, remote,
-                None, None)
-    reason = event = None
+                None, None, None)
+    reason = event = sent = None
     if race_lost:
         reason = RACE_LOST
     elif result == "failed":
@@ -388,11 +404,13 @@ def _transfer_json(level, ts, kind, fields: str) -> tuple | None:
             result = "canceled"
     elif result == "canceled" and ("reason" in f or "error" in f):
         reason = classify(str(f["reason"] if "reason" in f else f["error"]))
+    if result != "success" and action not in _UPLOADS and isinstance(f.get("reason"), str):
+        sent = _sent(f["reason"])
     if type(size) is not int or not 0 <= size <= MAX_PIECE_SIZE:  # bool, float, huge
         size = None
     return (
         TRANSFER, level, ts, phase, result, action, satellite, size, piece, remote, reason,
-        event,
+        event, sent,
     )
 
 

@@ -180,6 +180,9 @@ class NodeState:
         self.unparsed = 0
         self.transfers: dict[tuple[str, str, str], int] = {}
         self.bytes: dict[tuple[str, str, str], int] = {}
+        #: requested size of canceled/failed downloads (their Size), apart from the egress
+        #: `bytes`: those count only what was sent (issue 14)
+        self.requested: dict[tuple[str, str, str], int] = {}
         self.sizes: dict[str, Histogram] = {a: Histogram(SIZE_BUCKETS) for a in ACTIONS}
         self.durations: dict[tuple[str, str], Histogram] = {}
         self.errors: dict[tuple[str, str], int] = {}
@@ -389,7 +392,8 @@ class NodeState:
             self.last_timestamp = event[2]
 
     def _apply_transfer(self, event: tuple, read_time: float | None) -> None:
-        _, level, ts, phase, result, action, satellite, size, piece, remote, reason, name = event
+        (_, level, ts, phase, result, action, satellite, size, piece, remote, reason, name,
+         sent) = event
         if phase == START:
             if size is not None:  # `Available Space` of an `upload started` line
                 self.available_space = size
@@ -410,10 +414,16 @@ class NodeState:
         except KeyError:
             key = (self._new_satellite(satellite), action, result)
             self.transfers[key] = self.transfers.get(key, 0) + 1  # `unknown` has no zeros
-        if size is not None:
-            self.bytes[key] = self.bytes.get(key, 0) + size
-            if result == "success":
-                self.sizes[action].observe(size)
+        if result == "success" or action in INGRESS_ACTIONS:  # an upload's Size was received
+            if size is not None:
+                self.bytes[key] = self.bytes.get(key, 0) + size
+                if result == "success":
+                    self.sizes[action].observe(size)
+        else:  # an unfinished download: only what it says it sent is egress
+            if size:  # no series for 0 bytes (as the C hot path: it adds non-zero sums)
+                self.requested[key] = self.requested.get(key, 0) + size
+            if sent is not None:
+                self.bytes[key] = self.bytes.get(key, 0) + sent
         if reason is not None and result == "failed":
             ekey = (action, reason)
             self.errors[ekey] = self.errors.get(ekey, 0) + 1
@@ -575,6 +585,7 @@ class NodeState:
             "unparsed": self.unparsed,
             "transfers": dict(self.transfers),
             "bytes": dict(self.bytes),
+            "requested": dict(self.requested),
             "sizes": {a: (list(h.counts), h.sum) for a, h in self.sizes.items()},
             "durations": {k: (list(h.counts), h.sum) for k, h in self.durations.items()},
             "errors": dict(self.errors),

@@ -41,13 +41,14 @@ def check_event(line: str, event: tuple | None) -> None:
                   and isinstance(value, int | float) and 0 <= value < 2**63
                   for op, key, value in event[4]))
     elif ok and event[0] == TRANSFER:
-        _, _, _, phase, result, action, satellite, size, piece, remote, reason, _ = event
+        _, _, _, phase, result, action, satellite, size, piece, remote, reason, _, sent = event
         ok = (
             phase in (START, FINISH) and (result in RESULTS if phase == FINISH else True)
             and (action in ACTIONS or action == getattr(parser, "UNKNOWN", None))
             and isinstance(satellite, str) and isinstance(piece, str)
             and isinstance(remote, str) and (size is None or (type(size) is int and size >= 0))
             and (reason is None or isinstance(reason, str))
+            and (sent is None or (type(sent) is int and sent >= 0))
         )
     else:
         ok = False

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
-from exporter import prefixes
+import pytest
+
+from exporter import checkpoint, prefixes
+from exporter import state as state_module
 from exporter.parser import parse_line
 from exporter.state import NodeState, TopPieces
 
@@ -139,3 +143,52 @@ def test_inline_fast_path_agrees_with_parse_and_apply():
             else:
                 slow.apply(event, None)
         assert fast.snapshot() == slow.snapshot()
+
+
+def _unfinished(message: str, extra: str, action: str = "GET", size: int = 7936,
+                level: str = "INFO", offset: bool = True) -> str:
+    shape = (f'"offset": 0, "size": {size}, "remote_address": "198.51.100.1:1"' if offset
+             else f'"remote_address": "198.51.100.1:1", "size": {size}')
+    return (f'{ts(T0)}\t{level}\tpiecestore\t{message}\t{{"process": "storagenode", '
+            f'"piece_id": "P{message[:2]}", "satellite_id": "{US1}", "action": "{action}", '
+            f'{shape}{extra}}}')
+
+
+@pytest.mark.parametrize("native", [False, None])
+def test_unfinished_downloads_egress_only_what_was_sent(native):
+    """Issue 14: the Size of a canceled/failed download is the requested size (v1.99+), so
+    egress counts only the bytes its reason says were sent; the Size goes to `requested`.
+    An upload's Size is what it received: ingress, as before."""
+    if native is None and state_module.NATIVE_SCAN is None:
+        pytest.skip("C hot path not built")
+    state = NodeState("n", native=native)
+    state.feed([
+        _unfinished("download canceled", ', "reason": "downloaded size (4096 bytes) does not '
+                    'match received message size (7936 bytes)"'),
+        _unfinished("download canceled", ""),  # no reason: the C grammar reads it
+        _unfinished("download failed", ', "error": "write: broken pipe"', "GET_REPAIR",
+                    1159936, "ERROR"),
+        _unfinished("upload canceled", "", "PUT", 2293760, offset=False),
+    ], None)
+    snap = state.snapshot()
+    assert snap["bytes"][(US1, "GET", "canceled")] == 4096
+    assert snap["requested"][(US1, "GET", "canceled")] == 2 * 7936
+    assert snap["bytes"][(US1, "GET_REPAIR", "failed")] == 0
+    assert snap["requested"][(US1, "GET_REPAIR", "failed")] == 1159936
+    assert snap["bytes"][(US1, "PUT", "canceled")] == 2293760
+    assert (US1, "PUT", "canceled") not in snap["requested"]
+
+
+def test_requested_bytes_survive_a_checkpoint_and_old_files_have_none():
+    """The new counter is saved and restored; a state file from before it restores as none."""
+    state = NodeState("n", native=False)
+    state.feed([_unfinished("download canceled", "")], None)
+    with state.lock:
+        data = json.loads(json.dumps(checkpoint.encode(checkpoint.capture(state))))
+    again = NodeState("n", native=False)
+    checkpoint.restore(again, checkpoint.decode("n", data))
+    assert again.snapshot()["requested"] == {(US1, "GET", "canceled"): 7936}
+    del data["requested"]
+    old = NodeState("n", native=False)
+    checkpoint.restore(old, checkpoint.decode("n", data))
+    assert old.snapshot()["requested"] == {}
