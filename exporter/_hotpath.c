@@ -47,8 +47,8 @@ static const char *RESULT_NAMES[N_RESULTS] = {"success", "canceled"};
 /* interned strings: dict keys and attribute names */
 static PyObject *s_action[N_ACTIONS], *s_result[N_RESULTS], *s_info, *s_debug;
 static PyObject *s_duration_key[CELLS]; /* (action, result) */
-static PyObject *a_lines, *a_transfers, *a_bytes, *a_requested, *a_sizes, *a_durations, *a_in_flight,
-    *a_pending, *a_top_pieces, *a_counts, *a_capacity, *a_add, *a_geo, *a_record,
+static PyObject *a_lines, *a_transfers, *a_bytes, *a_sizes, *a_durations, *a_in_flight,
+    *a_requested, *a_pending, *a_top_pieces, *a_counts, *a_capacity, *a_add, *a_geo, *a_record,
     *a_max_pending, *a_newest, *a_next_sweep, *a_starts_expired, *a_clock, *a_last_timestamp,
     *a_sweep, *a_evict_oldest, *a_new_satellite, *a_line, *a_bounds, *a_sum, *a_durations_for,
     *a_read_time_slack, *a_geo_slot_end, *a_available_space, *a_index_starts;
