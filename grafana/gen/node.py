@@ -177,7 +177,8 @@ def node() -> dict:
         ),
         timeseries(
             "Egress by satellite",
-            "Bytes sent per second.",
+            "Bytes sent per second: successful downloads, and what a canceled or failed one "
+            "says it sent (its Size is the requested size since v1.99).",
             [
                 q(
                     f"sum by (satellite) (rate(storagenode_egress_bytes_total{{{NS}}}[{RI}]))",
@@ -189,7 +190,8 @@ def node() -> dict:
         ),
         timeseries(
             "Traffic by action",
-            "Bytes per second by transfer kind.",
+            "Bytes per second by transfer kind; \"requested, not sent\" is the requested size "
+            "of canceled and failed downloads, not counted as egress.",
             [
                 q(
                     f"sum by (action) (rate(storagenode_ingress_bytes_total{{{NS}}}[{RI}]))",
@@ -198,6 +200,11 @@ def node() -> dict:
                 q(
                     f"sum by (action) (rate(storagenode_egress_bytes_total{{{NS}}}[{RI}]))",
                     "{{action}} out",
+                ),
+                q(
+                    "sum by (action) (rate(storagenode_transfer_requested_bytes_total"
+                    f"{{{NS}}}[{RI}]))",
+                    "{{action}} requested, not sent",
                 ),
             ],
             "Bps",
