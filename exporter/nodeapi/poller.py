@@ -1,7 +1,10 @@
 """Background polling of one node's dashboard API, cached as plain data.
 
-Each endpoint has its own daemon thread, interval and timeout, so a payout estimate that takes
-90 s on a big node never delays the 60 s node poll, and a scrape only copies the cache.
+Each endpoint has its own interval and timeout; the polls of every node run on one shared
+scheduler (scheduler.py: one timer thread, a small worker pool, at most two requests of a node
+in flight), so the thread count does not grow with the nodes, a payout estimate that takes 90 s
+on a big node does not hold up its 60 s node poll, and a scrape only copies the cache. The
+per-satellite endpoints are scheduled when the node poll first brings the satellite list.
 
 Failures: every failed or malformed answer adds one to the endpoint's error count (and to
 its count by reason, client.REASONS); one log line is written when an endpoint starts failing
@@ -18,6 +21,7 @@ past its timeout plus OVERRUN_GRACE (the DNS lookup is the one step without a de
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -43,6 +47,7 @@ from exporter.nodeapi.parse import (
     parse_satellite,
     parse_satellites,
 )
+from exporter.nodeapi.scheduler import Job, Scheduler, shared_scheduler
 from exporter.satellites import SATELLITES
 
 log = logging.getLogger("exporter.nodeapi")
@@ -157,6 +162,7 @@ class NodeApiPoller:
         timeouts: dict[str, float] | None = None,
         include_wallet: bool = False,
         clock: Callable[[], float] = time.time,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.node = node
         url = base_url.strip().rstrip("/")
@@ -170,9 +176,10 @@ class NodeApiPoller:
         self._stats = {n: EndpointStats(n, ivals[n], touts[n]) for n in ENDPOINTS}
         self._cache = _Cache()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._have_satellites = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._scheduler = scheduler
+        self._have_satellites = False  # the node poll has brought the satellite list
+        self._jobs: dict[str, Job] = {}  # the running schedule, empty while stopped
+        self._parked: set[str] = set()  # per-satellite jobs waiting for the list
         self._headers = {"User-Agent": f"storagenode-exporter/{__version__}"}
         self._polls: dict[str, Callable[[], list[tuple[str, str]] | None]] = {
             "node": self._poll_node,
@@ -187,38 +194,55 @@ class NodeApiPoller:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """One daemon thread per endpoint; the first polls start at once."""
-        if self._threads:
-            return
-        self._stop.clear()
-        for name in ENDPOINTS:
-            thread = threading.Thread(target=self._loop, args=(name,), daemon=True,
-                                      name=f"nodeapi-{self.node}-{name}")
-            self._threads.append(thread)
-            thread.start()
+        """Schedule every endpoint on the shared scheduler; the first polls start at once."""
+        with self._lock:
+            if self._jobs:
+                return
+            self._scheduler = self._scheduler or shared_scheduler()
+            for name in ENDPOINTS:
+                job = self._jobs[name] = Job(self, name, lambda: None)
+                job.run = functools.partial(self._job, job)
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            self._scheduler.add(job)
 
     def stop(self, wait: float = 1.0) -> None:
-        """Ask the threads to end; one stuck in a long request is left to finish (daemon)."""
-        self._stop.set()
-        deadline = time.monotonic() + wait
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        self._threads = []
+        """No poll of this node starts after this; waits up to `wait` s for one under way (a
+        request stuck past that is left to finish on its worker, within its timeout)."""
+        with self._lock:
+            jobs, self._jobs = list(self._jobs.values()), {}
+            self._parked.clear()
+        for job in jobs:
+            job.cancelled = True
+        if jobs and self._scheduler is not None:
+            self._scheduler.wait_idle(self, wait)
 
     def poll_once(self, names: tuple[str, ...] = ENDPOINTS) -> dict[str, bool]:
         """Poll these endpoints (default all) once, in order, synchronously; returns
         endpoint -> success."""
         return {name: self._run(name) for name in names}
 
-    def _loop(self, name: str) -> None:
-        stats = self._stats[name]
-        while not self._stop.is_set():
-            if name in PER_SATELLITE and not self._have_satellites.is_set():
-                self._have_satellites.wait(0.2)  # needs the satellite list first
-                continue
-            started = time.monotonic()
-            self._run(name)
-            self._stop.wait(max(0.0, started + stats.interval - time.monotonic()))
+    def _job(self, job: Job) -> float | None:
+        """One scheduled poll; returns when the next is due, None to park a per-satellite
+        endpoint until the satellite list is known (see _release_parked)."""
+        name = job.name
+        with self._lock:
+            if name in PER_SATELLITE and not self._have_satellites:
+                if self._jobs.get(name) is job:  # not one of a schedule stopped meanwhile
+                    self._parked.add(name)
+                return None
+        started = time.monotonic()
+        self._run(name)
+        return started + self._stats[name].interval
+
+    def _release_parked(self) -> None:
+        """The satellite list has arrived: schedule the endpoints that wait for it, now."""
+        with self._lock:
+            self._have_satellites = True
+            jobs = [self._jobs[n] for n in sorted(self._parked) if n in self._jobs]
+            self._parked.clear()
+        for job in jobs:
+            self._scheduler.add(job)
 
     # -- one poll ------------------------------------------------------------------------------
 
@@ -230,7 +254,7 @@ class NodeApiPoller:
             stats.in_flight_since = time.monotonic()
         try:
             errors = self._polls[name]()
-        except Exception as exc:  # a parser bug must not end the polling thread
+        except Exception as exc:  # a parser bug must not end the endpoint's polling
             errors = [_failure(exc, self.node, name)]
         duration = time.perf_counter() - started
         with self._lock:
@@ -267,7 +291,9 @@ class NodeApiPoller:
             SATELLITES.learn(sat.id, sat.url)
         with self._lock:
             self._cache.info = info
-        self._have_satellites.set()
+            first = not self._have_satellites
+        if first:
+            self._release_parked()
         return []
 
     def _poll_satellites(self) -> list[tuple[str, str]]:
