@@ -63,8 +63,6 @@ log = logging.getLogger("exporter.checkpoint")
 FORMAT = "storagenode-exporter-state"
 VERSION = 1
 INTERVAL = 5.0
-#: how soon a node that starts reading another file (first position, rotation) is saved
-PROMPT = 0.05
 #: started transfers kept in a checkpoint; older ones count as expired starts
 MAX_PENDING = 20_000
 _STATS = ("bytes_read", "rotations", "truncations", "reconnects", "oversized_lines")
@@ -617,6 +615,8 @@ class Checkpointer:
         self.runners: list = []
         self._save_lock = threading.Lock()
         self._stop = threading.Event()
+        #: set by a runner whose node reads another file, by a reload and by stop()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._markers: dict[str, tuple] = {}
         self._files: dict[str, tuple | None] = {}
@@ -685,6 +685,7 @@ class Checkpointer:
                 restore(runner.state, saved)
                 restore_stats(runner.source, saved.stats)
         self.saved = {}
+        self._hook(self.runners)
         if registry is not None:
             registry.register(self)  # after LogCollector: saves what a scrape has just shown
         self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
@@ -699,20 +700,34 @@ class Checkpointer:
                 del self._fragments[name]
                 self._markers.pop(name, None)
                 self._dirty = True
+        self._hook(self.runners)
+
+    def _hook(self, runners: list) -> None:
+        """Have the runners wake the saving thread when their node reads another file, and
+        look at once (a restored or a new node's position is a file not yet saved)."""
+        for runner in runners:
+            runner.file_changed = self._wake
+        self._wake.set()
 
     def stop(self) -> None:
         """Final save; call after the runners stopped so it holds their last batch."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(5.0)
         self.save()
 
     def _run(self) -> None:
-        """Save every `interval`, and within PROMPT seconds of a node starting to read another
-        file (its first position, a rotation): a kill -9 right after the start must find the
-        starting point on disk, not `null` (which would mean "from the end")."""
+        """Save every `interval`, and at once when a node starts reading another file (its
+        first position, a rotation; NodeRunner sets `_wake` then): a kill -9 right after the
+        start must find the starting point on disk, not `null` (which would mean "from the
+        end"). Sleeps on the event, so an idle exporter does not wake 20 times a second."""
         due = time.monotonic() + self.interval
-        while not self._stop.wait(PROMPT):
+        while True:
+            self._wake.wait(max(0.0, due - time.monotonic()))
+            if self._stop.is_set():
+                return
+            self._wake.clear()  # before the look: a switch during it wakes the next wait
             if time.monotonic() >= due or self._new_files():
                 self.save()
                 due = time.monotonic() + self.interval

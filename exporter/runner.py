@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from exporter.checkpoint import file_of
 from exporter.state import NodeState
 from logstream.loop import PollLoop, Tail, shared_loop
 from logstream.source import Batch, PolledSource, Source
@@ -37,6 +38,9 @@ class NodeRunner:
         self._tail: Tail | None = None
         #: set after each applied batch; tests and `demo` use it to wait for progress
         self.progress = threading.Event()
+        #: set when a batch moves the node to another file (its first one, a rotation): the
+        #: Checkpointer saves then at once, not only every few seconds
+        self.file_changed: threading.Event | None = None
 
     def start(self) -> None:
         if isinstance(self.source, PolledSource):
@@ -60,6 +64,9 @@ class NodeRunner:
         with state.lock:
             state.feed(batch.lines, batch.read_time)
             if batch.position is not None:
+                if (self.file_changed is not None
+                        and file_of(batch.position) != file_of(state.position)):
+                    self.file_changed.set()
                 state.position = batch.position
         self.progress.set()
 

@@ -399,3 +399,29 @@ def test_unconfigured_node_is_dropped_and_the_others_resume(tmp_path):
         next(ln for ln in logs.splitlines() if "no longer configured: n2" in ln)]
     assert set(json.loads(state.read_text())["nodes"]) == {"n1"}
     assert list(tmp_path.glob("state.json.*-*")) == []
+
+
+def _wakeups_per_second(pid: int, seconds: float = 2.0) -> float:
+    from tests.test_api_threads import switches
+    before, t0 = switches(pid), time.monotonic()
+    time.sleep(seconds)
+    return (switches(pid) - before) / (time.monotonic() - t0)
+
+
+def test_an_idle_checkpointer_sleeps(tmp_path):
+    """The saving thread waits for a file switch or its 5 s timer, not in a 50 ms loop: an
+    idle exporter with --state-file wakes about as often as one without (issue 15)."""
+    log = _log_file(tmp_path)
+    plain = Exporter(tmp_path, ["--node", f"n1:{log}"])
+    saving = Exporter(tmp_path, ["--node", f"n1:{log}", "--state-file",
+                                 str(tmp_path / "state.json")])
+    try:
+        for exporter in (plain, saving):
+            exporter.start(scrape=False)
+        time.sleep(3.0)  # both idle: the log loop backed off
+        extra = _wakeups_per_second(saving.proc.pid) - _wakeups_per_second(plain.proc.pid)
+        print(f"\nwakeups a second added by the checkpointer: {extra:.1f}")
+        assert extra < 8  # a 50 ms loop adds 20
+    finally:
+        plain.stop()
+        saving.stop()
