@@ -22,7 +22,6 @@ import gzip
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from live import cpu_seconds, free_port, memory_mib, wait_up
+from live import cpu_seconds, free_port, memory_mib, stop, wait_up
 from run import BENCH, OUT, ROOT, busy_note, make_out
 
 from exporter.simulate.loggen import LogGenerator
@@ -114,12 +113,7 @@ def measure(name: str, cmd: list[str], port: int, logs: list[Path], args) -> dic
             times.append(seconds * 1000)
         rss, peak = memory_mib(proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         stderr.close()
     times.sort()
     samples = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))

@@ -78,6 +78,16 @@ def counted(text: str, node: str = "bench") -> tuple[float, float]:
     return lines, unparsed
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within 10 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_up(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -153,12 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         text = scrape(port)
         lines, unparsed = counted(text)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         stderr.close()
 
     percent = cpu / elapsed * 100

@@ -212,6 +212,18 @@ def _differing(a: dict, b: dict) -> dict:
     return {k: v for k, v in a.items() if b.get(k, object()) != v}
 
 
+def guarded(one_input):
+    """The Atheris entry point for `one_input`: a finding raises, an allowed exception
+    (FUZZ_ALLOW, a known bug being worked on) does not."""
+    def test_one_input(data: bytes) -> None:
+        try:
+            one_input(data)
+        except Exception as exc:
+            if not allowed(exc):
+                raise
+    return test_one_input
+
+
 def run_seeds(test_one_input, folder: str | None) -> int:
     """Every seed, in full (libFuzzer truncates inputs to -max_len: the megabyte line).
     Every failing seed is printed (path and exception), then the first one is raised."""

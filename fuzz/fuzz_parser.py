@@ -60,14 +60,6 @@ def check_event(line: str, event: tuple | None) -> None:
         raise checks.Finding(f"bounds: Available Space {event[7]!r} in {line[:200]!r}")
 
 
-def test_one_input(data: bytes) -> None:
-    try:
-        one_input(data)
-    except Exception as exc:
-        if not checks.allowed(exc):
-            raise
-
-
 def one_input(data: bytes) -> None:
     mode, raw = checks.split(data)
     lines = raw.decode("utf-8", mode.errors).split("\n")
@@ -91,6 +83,9 @@ def one_input(data: bytes) -> None:
     if checks.geo_view(state.geo) != checks.geo_view(reference.geo):
         raise checks.Finding(f"same: geo window differs, {what}")
     checks.check_labels(state)
+
+
+test_one_input = checks.guarded(one_input)
 
 
 def main() -> None:
