@@ -5,6 +5,7 @@ waking up (the satellite-dependent polls used to wait in a 0.2 s loop, per node,
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -61,3 +62,42 @@ def test_unreachable_apis_do_not_keep_the_exporter_awake(exporter_process):
     rate = (switches(proc.proc.pid) - before) / (time.monotonic() - t0)
     print(f"\n30 unreachable APIs: {rate:.0f} wakeups/s")
     assert rate < 40  # was > 300 (2 threads a node, 5 times a second)
+
+
+def test_a_due_node_poll_goes_before_queued_slow_polls():
+    """With every worker busy, the node poll (priority 0, it drives storagenode_up) is the
+    next to run, not the last behind other nodes' queued payout estimates."""
+    from exporter.nodeapi.scheduler import Job, Scheduler
+    sched = Scheduler(workers=1)
+    release, ran = threading.Event(), []
+
+    def blocker():
+        release.wait(5)
+        ran.append("blocker")
+
+    def record(name):
+        ran.append(name)
+
+    sched.add(Job("a", "payout", blocker))
+    wait_for(lambda: sched._busy.get("a"), timeout=2, what="the worker busy")
+    for owner in ("b", "c", "d"):
+        sched.add(Job(owner, "payout", lambda o=owner: record(f"{o}-payout")))
+    sched.add(Job("e", "node", lambda: record("e-node"), priority=0))
+    time.sleep(0.2)  # all four due and queued behind the blocker
+    release.set()
+    wait_for(lambda: len(ran) == 5, timeout=5, what="every job run")
+    assert ran[:2] == ["blocker", "e-node"]
+
+
+def test_one_owner_holds_at_most_its_share_of_the_workers():
+    from exporter.nodeapi.scheduler import Job, Scheduler
+    sched = Scheduler(workers=4, per_owner=2)
+    release, ran = threading.Event(), []
+    for name in ("node", "satellites", "payout", "held"):
+        sched.add(Job("slow", name, lambda: release.wait(5) and None))
+    sched.add(Job("fast", "node", lambda: ran.append("fast")))
+    try:
+        wait_for(lambda: ran == ["fast"], timeout=2, what="the other owner's poll")
+        assert sched._busy["slow"] == 2
+    finally:
+        release.set()

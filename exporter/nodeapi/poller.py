@@ -200,7 +200,8 @@ class NodeApiPoller:
                 return
             self._scheduler = self._scheduler or shared_scheduler()
             for name in ENDPOINTS:
-                job = self._jobs[name] = Job(self, name, lambda: None)
+                job = self._jobs[name] = Job(self, name, lambda: None,
+                                             priority=0 if name == "node" else 1)
                 job.run = functools.partial(self._job, job)
             jobs = list(self._jobs.values())
         for job in jobs:

@@ -11,7 +11,10 @@ for one of them). A node whose API hangs therefore holds at most PER_OWNER of th
 threads, each for at most its endpoint's timeout: other nodes' polls are delayed only while
 more than WORKERS / PER_OWNER - 1 nodes hang at the same time, and then by at most the
 longest timeout. With PER_OWNER = 2, a node's slow payout estimate and its node poll can
-still run side by side.
+still run side by side. Due jobs of a lower `priority` go to the workers first (the poller
+gives the node endpoint, which drives `storagenode_up`, priority 0), so with many big nodes
+whose payout estimates take minutes a node poll waits only for a free worker, not behind
+every queued estimate.
 """
 
 from __future__ import annotations
@@ -36,10 +39,11 @@ class Job:
     or None to park it (the owner schedules it again). `cancel()` ends it after a run under
     way."""
 
-    __slots__ = ("cancelled", "name", "owner", "run")
+    __slots__ = ("cancelled", "name", "owner", "priority", "run")
 
-    def __init__(self, owner: object, name: str, run: Callable[[], float | None]) -> None:
-        self.owner, self.name, self.run = owner, name, run
+    def __init__(self, owner: object, name: str, run: Callable[[], float | None],
+                 priority: int = 1) -> None:
+        self.owner, self.name, self.run, self.priority = owner, name, run, priority
         self.cancelled = False
 
 
@@ -51,7 +55,7 @@ class Scheduler:
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, Job]] = []
         self._seq = itertools.count()
-        self._work: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._work: queue.PriorityQueue[tuple[int, int, Job]] = queue.PriorityQueue()
         self._busy: dict[object, int] = {}  # owner -> jobs running or queued for a worker
         self._waiting: dict[object, deque[Job]] = {}  # owner -> due jobs over its limit
         self._threads: list[threading.Thread] = []
@@ -103,11 +107,11 @@ class Scheduler:
             self._waiting.setdefault(job.owner, deque()).append(job)
             return
         self._busy[job.owner] = self._busy.get(job.owner, 0) + 1
-        self._work.put(job)
+        self._work.put((job.priority, next(self._seq), job))
 
     def _worker(self) -> None:
         while True:
-            job = self._work.get()
+            job = self._work.get()[2]
             due = None
             try:
                 if not job.cancelled:
