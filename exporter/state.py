@@ -52,7 +52,7 @@ SIZE_BUCKETS: tuple[float, ...] = (
 DURATION_BUCKETS: tuple[float, ...] = (
     0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
 )
-#: housekeeping counters stop here (checkpoint.MAX_VALUE): hostile lines cannot overflow them
+#: housekeeping counters stop here (statefile.MAX_VALUE): hostile lines cannot overflow them
 HOUSE_MAX = 10**18
 #: starts remembered by piece for the v1.86-v1.98 race-lost lines (seconds apart in practice)
 START_INDEX_MAX = 10_000

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from exporter import checkpoint
+from exporter import statefile
 from exporter.cancels import MAX, WINDOW
 from exporter.parser import parse_line
 from exporter.state import NodeState
@@ -108,9 +108,9 @@ def test_a_checkpoint_between_the_two_lines_keeps_one_count():
     transfer does not count it twice."""
     first = NodeState("n", native=False)
     first.feed([RACE], None)
-    saved = json.loads(json.dumps(checkpoint.encode(checkpoint.capture(first))))
+    saved = json.loads(json.dumps(statefile.encode(statefile.capture(first))))
     second = NodeState("n", native=False)
-    checkpoint.restore(second, checkpoint.decode("n", saved))
+    statefile.restore(second, statefile.decode("n", saved))
     second.feed([debug_line()], None)
     assert second.transfers[(US1, "PUT", "canceled")] == 1
     assert second.transfers[(US1, "PUT", "failed")] == 0
@@ -121,9 +121,9 @@ def test_index_starts_survives_a_checkpoint_and_the_c_path_honours_it():
     first = NodeState("n", native=False)
     first.feed((LOGS / "cancels-v1.86-info.log").read_text().splitlines()[:2], None)
     assert first.index_starts
-    saved = json.loads(json.dumps(checkpoint.encode(checkpoint.capture(first))))
+    saved = json.loads(json.dumps(statefile.encode(statefile.capture(first))))
     second = NodeState("n", native=None)
-    checkpoint.restore(second, checkpoint.decode("n", saved))
+    statefile.restore(second, statefile.decode("n", saved))
     assert second.index_starts
     started = _line("2023-10-02T08:00:09Z", "INFO", "download started",
                     f'"process": "storagenode", "Piece ID": "{PIECE}", "Satellite ID": "{EU1}", '
@@ -136,11 +136,11 @@ def test_index_starts_survives_a_checkpoint_and_the_c_path_honours_it():
 
 def test_a_checkpoint_refuses_a_hostile_pairing_table():
     state = NodeState("n", native=False)
-    saved = json.loads(json.dumps(checkpoint.encode(checkpoint.capture(state))))
+    saved = json.loads(json.dumps(statefile.encode(statefile.capture(state))))
     saved["race_lost"] = [["x" * 5000, 1.0, "PUT"], ["p", "soon", None], ["q", 1.0, "DELETE"],
                           ["ok", None, "GET"]]
     saved["cancel_reasons"] = [["PUT", "x" * 300, 5], ["GET", "race_lost", 2]]
-    decoded = checkpoint.decode("n", saved)
+    decoded = statefile.decode("n", saved)
     assert decoded.values["race_lost"] == {"ok": (None, "GET")}
     assert decoded.values["cancel_reasons"] == {("GET", "race_lost"): 2}
     assert decoded.notes

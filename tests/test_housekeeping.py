@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from exporter import checkpoint
+from exporter import statefile
 from exporter.housekeeping import duration_seconds, size_bytes
 from exporter.state import NodeState
 from tests.conftest import FIXTURES, parse_exposition, total
@@ -122,13 +122,13 @@ def test_hostile_housekeeping_lines_stay_bounded():
 def test_checkpoint_round_trip_and_refusal():
     state = NodeState("n", native=False)
     state.feed((LOGS / "housekeeping-v1.162.log").read_text().splitlines(), None)
-    saved = json.loads(json.dumps(checkpoint.encode(checkpoint.capture(state))))
+    saved = json.loads(json.dumps(statefile.encode(statefile.capture(state))))
     again = NodeState("n", native=False)
-    checkpoint.restore(again, checkpoint.decode("n", saved))
+    statefile.restore(again, statefile.decode("n", saved))
     assert again.counters() == state.counters()
     saved["house"] += [[["lost_pieces", "x" * 100], 5], [["nope"], 1],
                        [["filewalker_runs", "gc", "maybe"], 1], [["gc_failures"], -1]]
     saved["available_space"] = 10**30
-    decoded = checkpoint.decode("n", saved)
+    decoded = statefile.decode("n", saved)
     assert decoded.values["house"] == state.house
     assert decoded.values["available_space"] is None and decoded.notes

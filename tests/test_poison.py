@@ -431,7 +431,7 @@ def test_one_node_that_cannot_be_rendered_does_not_fail_the_scrape(caplog):
 
 
 def test_checkpoint_refuses_absurd_values_on_save_and_load():
-    from exporter.checkpoint import capture, decode, encode
+    from exporter.statefile import capture, decode, encode
 
     state = NodeState("n")
     state.feed([good(i)[0] for i in range(4)], None)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from exporter import checkpoint, prefixes
+from exporter import prefixes, statefile
 from exporter import state as state_module
 from exporter.parser import parse_line
 from exporter.state import NodeState, TopPieces
@@ -184,11 +184,11 @@ def test_requested_bytes_survive_a_checkpoint_and_old_files_have_none():
     state = NodeState("n", native=False)
     state.feed([_unfinished("download canceled", "")], None)
     with state.lock:
-        data = json.loads(json.dumps(checkpoint.encode(checkpoint.capture(state))))
+        data = json.loads(json.dumps(statefile.encode(statefile.capture(state))))
     again = NodeState("n", native=False)
-    checkpoint.restore(again, checkpoint.decode("n", data))
+    statefile.restore(again, statefile.decode("n", data))
     assert again.snapshot()["requested"] == {(US1, "GET", "canceled"): 7936}
     del data["requested"]
     old = NodeState("n", native=False)
-    checkpoint.restore(old, checkpoint.decode("n", data))
+    statefile.restore(old, statefile.decode("n", data))
     assert old.snapshot()["requested"] == {}
