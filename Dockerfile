@@ -8,7 +8,7 @@
 # seen by pip in the build stage (a private index or mirror); they do not reach the image.
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 
-# Build stage: a compiler for the C hot path (exporter/_hotpath.c), the package and its
+# Build stage: a compiler for the C hot path (exporter/hotpath/*.c), the package and its
 # dependencies in a virtual environment (Debian's own Python refuses a system-wide install).
 FROM ${PYTHON_IMAGE} AS build
 ARG BUILD_PACKAGES="gcc libc6-dev"

@@ -16,7 +16,7 @@ followed by a tab or two spaces, a level for `STORJ_LOG_NOTIME`, or `{"` for JSO
 stripping is idempotent: no stripped line has a prefix again. `parse_line` refuses every
 prefixed line (each prefix holds a space, a timestamp never does), so the three ways of
 reading a line agree: the C hot path skips the same prefix (`prefix_len` in
-exporter/_hotpath.c mirrors PATTERN, only for lines that are not common lines), the pure
+exporter/hotpath/*.c mirrors PATTERN, only for lines that are not common lines), the pure
 Python hot path reads a prefixed log's batches with parser.COMMON_PREFIXED_RE, and line by
 line `parse_prefixed` strips it.
 

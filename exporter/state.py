@@ -287,7 +287,7 @@ class NodeState:
                       type(exc).__name__, str(exc), self.apply_errors, line)
 
     def _feed_text(self, text: str, read_time: float | None) -> None:
-        """The pure Python hot path; exporter/_hotpath.c does the same in C.
+        """The pure Python hot path; exporter/hotpath/*.c does the same in C.
 
         The common lines (successes and `... started`, see parser.COMMON_LINE_RE) are found
         in the whole batch by one regex scan and applied inline; the lines between them go

@@ -1,4 +1,4 @@
-"""Build exporter/_hotpath.c with AddressSanitizer and UndefinedBehaviorSanitizer.
+"""Build exporter/hotpath/*.c (exporter._hotpath) with ASan and UndefinedBehaviorSanitizer.
 
 The build goes to fuzz/build/ (never over the in-place extension the exporter imports), with
 `-fsanitize=fuzzer-no-link` so that libFuzzer (inside atheris) sees the C code's coverage.
@@ -18,7 +18,8 @@ import sysconfig
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT / "exporter" / "_hotpath.c"
+SOURCES = sorted((ROOT / "exporter" / "hotpath").glob("*.c"))
+HEADERS = sorted((ROOT / "exporter" / "hotpath").glob("*.h"))
 BUILD = ROOT / "fuzz" / "build"
 MODULE = BUILD / "asan" / f"_hotpath{sysconfig.get_config_var('EXT_SUFFIX')}"
 
@@ -40,7 +41,7 @@ def clang() -> str | None:
 
 
 def build(force: bool = False) -> Path:
-    """Compile (unless the build is newer than the C source and used the same command) and
+    """Compile (unless the build is newer than the C sources and used the same command) and
     return the module's path."""
     cc = clang()
     if cc is None:
@@ -50,10 +51,10 @@ def build(force: bool = False) -> Path:
         flags.append(f"-fno-sanitize={os.environ['FUZZ_NO_SANITIZE']}")
     include = sysconfig.get_paths()["include"]
     tmp = MODULE.with_suffix(".tmp")
-    cmd = [cc, *flags, f"-I{include}", str(SOURCE), "-o", str(tmp)]
+    cmd = [cc, *flags, f"-I{include}", *map(str, SOURCES), "-o", str(tmp)]
     stamp = MODULE.with_suffix(".cmd")
     if (not force and MODULE.exists() and stamp.exists() and stamp.read_text() == str(cmd)
-            and MODULE.stat().st_mtime >= SOURCE.stat().st_mtime):
+            and MODULE.stat().st_mtime >= max(p.stat().st_mtime for p in SOURCES + HEADERS)):
         return MODULE
     MODULE.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(cmd, check=True)

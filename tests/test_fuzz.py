@@ -26,7 +26,7 @@ def test_harness_runs_clean(harness, tmp_path):
         pytest.skip("atheris is not installed: pip install -e '.[fuzz]' (the Makefile does)")
     if harness == "hotpath" and build.clang() is None:
         pytest.skip("clang is not installed: `make deps-debian` (root) installs clang and "
-                    "libclang-rt-dev for the ASan/UBSan build of exporter/_hotpath.c")
+                    "libclang-rt-dev for the ASan/UBSan build of exporter/hotpath/*.c")
     result = fuzz_run.run(harness, SECONDS, corpus=tmp_path / "corpus", quiet=True)
     print(result.line())
     assert result.clean, f"{result.line()}\n{result.tail}"

@@ -1,4 +1,4 @@
-"""The C hot path (exporter/_hotpath.c), the pure Python hot path and the reference
+"""The C hot path (exporter/hotpath/*.c), the pure Python hot path and the reference
 (`parse_line` + `apply`, one line at a time) must leave exactly the same NodeState.
 
 The whole state is compared, including what the scrape does not show: the pairing table in
@@ -30,7 +30,7 @@ def test_native_hotpath_is_built():
     """CI builds the extension (pip install -e .); a failed build must not go unnoticed."""
     if os.environ.get("STORAGENODE_EXPORTER_PURE_PYTHON"):
         pytest.skip("STORAGENODE_EXPORTER_PURE_PYTHON is set")
-    assert NATIVE_SCAN is not None, "exporter/_hotpath.c did not build; see pip's output"
+    assert NATIVE_SCAN is not None, "exporter/hotpath/*.c did not build; see pip's output"
 
 
 def everything(state: NodeState) -> dict:

@@ -89,7 +89,7 @@ class GeoRecorder:
     def record(self, action: str, remote_address: str, size: int, now: float | None = None) -> None:
         """Count one finished transfer; remote_address is "ip:port", "[v6]:port" or "".
 
-        exporter/_hotpath.c does the common case itself (time within the slot, host in
+        exporter/hotpath/*.c does the common case itself (time within the slot, host in
         ``locator.cache``, key already in ``_cur``: add to that entry) and calls this for
         everything else; change both together (tests/test_hotpath.py compares them)."""
         if now is None:

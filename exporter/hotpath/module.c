@@ -1,0 +1,105 @@
+/*
+ * exporter._hotpath: the common log lines of a batch, applied to a NodeState in C.
+ *
+ * Why: in CPython the per-line work for a successful transfer or a "... started" line costs
+ * 3-4 us even after one regex finds it, which caps `report` at ~140k lines/s. This module
+ * does the same work without the interpreter: it walks a bytes block line by line, reads
+ * the lines that parser.COMMON_LINE_RE describes (the same grammar, ASCII only) plus the
+ * `... canceled` lines of the same shape (no "reason" field; not the race-lost ones, which
+ * NodeState pairs with their DEBUG line in Python), and updates the NodeState's
+ * plain dicts and Histograms exactly as NodeState._feed_text and NodeState.apply do.
+ * Every other line -- and any common-looking line it is not sure about -- goes to
+ * NodeState._line, in order, so the Python parser stays the one reference.
+ * tests/test_hotpath.py checks that all paths leave identical state.
+ *
+ * Rare branches call back into NodeState (_sweep, _evict_oldest, _new_satellite,
+ * _durations_for, TopPieces.add, the timestamp cache, geo.record), so there is one
+ * implementation of each of them.
+ *
+ * Hostile lines (issue 12): a size over parser.MAX_PIECE_SIZE or a piece ID or remote
+ * address over parser.MAX_FIELD goes to Python, and the label of a satellite seen for the
+ * first time is the one NodeState._new_satellite returns (the ID, "invalid" or "overflow").
+ *
+ * Issue 13: a line behind a `docker logs -t`, compose, TrueNAS or journald prefix is read
+ * here too (prefix_len mirrors exporter/prefixes.py; it runs only for lines that are not
+ * common lines, so the unprefixed line pays nothing); a timestamp has no space; the
+ * `Available Space` of an `upload started` line becomes NodeState.available_space; once a
+ * log has shown a race-lost line with the piece ID alone (NodeState.index_starts),
+ * the `... started` lines go to Python, which indexes them by piece.
+ */
+#include "hotpath.h"
+
+const char *ACTION_NAMES[N_ACTIONS] = {"GET", "GET_AUDIT", "GET_REPAIR", "PUT", "PUT_REPAIR"};
+const char *RESULT_NAMES[N_RESULTS] = {"success", "canceled"};
+/* interned strings: dict keys and attribute names */
+PyObject *s_action[N_ACTIONS], *s_result[N_RESULTS], *s_info, *s_debug;
+PyObject *s_duration_key[CELLS]; /* (action, result) */
+PyObject *a_lines, *a_transfers, *a_bytes, *a_sizes, *a_durations, *a_in_flight,
+    *a_requested, *a_pending, *a_top_pieces, *a_counts, *a_capacity, *a_add, *a_geo, *a_record,
+    *a_max_pending, *a_newest, *a_next_sweep, *a_starts_expired, *a_clock, *a_last_timestamp,
+    *a_sweep, *a_evict_oldest, *a_new_satellite, *a_line, *a_bounds, *a_sum, *a_durations_for,
+    *a_read_time_slack, *a_geo_slot_end, *a_available_space, *a_index_starts;
+
+extern const char scan_doc[];
+PyObject *scan(PyObject *module, PyObject *args);
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_VARARGS, scan_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "exporter._hotpath",
+    "The common log lines of a batch, applied in C (see exporter/hotpath/module.c).", -1, methods,
+};
+
+static int
+intern(PyObject **slot, const char *s)
+{
+    *slot = PyUnicode_InternFromString(s);
+    return *slot == NULL ? -1 : 0;
+}
+
+PyMODINIT_FUNC
+PyInit__hotpath(void)
+{
+    grammar_init();
+    struct {
+        PyObject **slot;
+        const char *s;
+    } names[] = {
+        {&s_info, "info"},
+        {&s_debug, "debug"},             {&a_lines, "lines"},
+        {&a_transfers, "transfers"},     {&a_bytes, "bytes"}, {&a_requested, "requested"},
+        {&a_sizes, "sizes"},             {&a_durations, "durations"},
+        {&a_in_flight, "in_flight"},     {&a_pending, "pending"},
+        {&a_top_pieces, "top_pieces"},   {&a_counts, "counts"},
+        {&a_capacity, "capacity"},       {&a_add, "add"},
+        {&a_geo, "geo"},                 {&a_record, "record"},
+        {&a_max_pending, "max_pending"}, {&a_newest, "_newest"},
+        {&a_next_sweep, "_next_sweep"},  {&a_starts_expired, "starts_expired"},
+        {&a_clock, "_clock"},            {&a_last_timestamp, "last_timestamp"},
+        {&a_sweep, "_sweep"},            {&a_evict_oldest, "_evict_oldest"},
+        {&a_new_satellite, "_new_satellite"}, {&a_line, "_line"},
+        {&a_bounds, "bounds"},           {&a_sum, "sum"},
+        {&a_durations_for, "_durations_for"}, {&a_read_time_slack, "read_time_slack"},
+        {&a_geo_slot_end, "_slot_end"},   {&a_available_space, "available_space"},
+        {&a_index_starts, "index_starts"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (intern(names[i].slot, names[i].s) < 0)
+            return NULL;
+    for (int r = 0; r < N_RESULTS; r++)
+        if (intern(&s_result[r], RESULT_NAMES[r]) < 0)
+            return NULL;
+    for (int a = 0; a < N_ACTIONS; a++)
+        if (intern(&s_action[a], ACTION_NAMES[a]) < 0)
+            return NULL;
+    for (int k = 0; k < CELLS; k++) {
+        s_duration_key[k] = PyTuple_Pack(2, s_action[k % N_ACTIONS], s_result[k / N_ACTIONS]);
+        if (s_duration_key[k] == NULL)
+            return NULL;
+    }
+    return PyModule_Create(&module);
+}
+

@@ -1,0 +1,433 @@
+/* The grammar of a common line (parser.COMMON_LINE_RE, exporter/prefixes.py) and the scan loop. */
+#include "hotpath.h"
+
+
+static inline __attribute__((always_inline)) int
+lit(const char **pp, const char *end, const char *s, Py_ssize_t n)
+{
+    if (end - *pp < n || memcmp(*pp, s, (size_t)n) != 0)
+        return 0;
+    *pp += n;
+    return 1;
+}
+#define LIT(p, end, s) lit(&(p), (end), (s), (Py_ssize_t)sizeof(s) - 1)
+/* one of two spellings of a key: Title Case before v1.146, snake_case after */
+#define KEY(p, end, a, b) (LIT(p, end, a) || LIT(p, end, b))
+
+/* [^"\t]* then the closing quote (a tab would make it a line of other columns for
+ * parse_line); ASCII only so that the bytes are the text */
+static unsigned char QUOTED_STOP[256]; /* '"', '\t' and every byte >= 0x80 */
+
+static inline int
+quoted(const char **pp, const char *end, const char **value, Py_ssize_t *len)
+{
+    const char *p = *pp;
+    while (p < end && !QUOTED_STOP[(unsigned char)*p])
+        p++;
+    if (p >= end || *p != '"')
+        return 0;
+    *value = *pp;
+    *len = p - *pp;
+    *pp = p + 1;
+    return 1;
+}
+
+/* -?\d+ ; the value is kept only when it fits (18 digits), otherwise *ok = 0 */
+static inline int
+number(const char **pp, const char *end, int minus, long long *value, int *fits)
+{
+    const char *p = *pp;
+    if (minus && p < end && *p == '-')
+        p++;
+    const char *digits = p;
+    long long v = 0;
+    while (p < end && *p >= '0' && *p <= '9') {
+        if (p - digits < 18)
+            v = v * 10 + (*p - '0');
+        p++;
+    }
+    if (p == digits)
+        return 0;
+    if (value != NULL) {
+        *value = v;
+        *fits = (p - digits) <= 18;
+    }
+    *pp = p;
+    return 1;
+}
+
+static inline int
+is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* always inlined: the scan loop calls it twice (the second time behind a prefix) */
+static inline __attribute__((always_inline)) int
+parse_common(const char *p, const char *end, CommonLine *c)
+{
+    /* \d{4}-\d\d-\d\dT[^\t]+\t */
+    if (end - p < 12 || !is_digit(p[0]) || !is_digit(p[1]) || !is_digit(p[2]) || !is_digit(p[3]) ||
+        p[4] != '-' || !is_digit(p[5]) || !is_digit(p[6]) || p[7] != '-' || !is_digit(p[8]) ||
+        !is_digit(p[9]) || p[10] != 'T')
+        return 0;
+    c->ts = p;
+    p += 11;
+    const char *tab = p;
+    while (tab < end && *tab != '\t') {
+        if ((unsigned char)*tab >= 0x80 || *tab == ' ')
+            return 0;
+        tab++;
+    }
+    if (tab == p || tab >= end)
+        return 0;
+    c->ts_len = tab - c->ts;
+    p = tab + 1;
+
+    if (LIT(p, end, "INFO\t"))
+        c->info = 1;
+    else if (LIT(p, end, "DEBUG\t"))
+        c->info = 0;
+    else
+        return 0;
+    /* `piecestore:endpoint`: the modular node (v1.120+, storagenode/mud.go) */
+    if (!LIT(p, end, "piecestore") || (!LIT(p, end, "\t") && !LIT(p, end, ":endpoint\t")))
+        return 0;
+    c->started = c->result = 0;
+    if (LIT(p, end, "uploaded\t") || LIT(p, end, "downloaded\t"))
+        ;
+    else if (LIT(p, end, "upload started\t") || LIT(p, end, "download started\t"))
+        c->started = 1;
+    else if ((LIT(p, end, "upload canceled") || LIT(p, end, "download canceled")) &&
+             LIT(p, end, "\t"))
+        c->result = 1; /* only without a "reason" field: the shape below has none */
+    else
+        return 0;
+
+    if (!LIT(p, end, "{"))
+        return 0;
+    (void)KEY(p, end, "\"Process\": \"storagenode\", ", "\"process\": \"storagenode\", ");
+    if (!KEY(p, end, "\"Piece ID\": \"", "\"piece_id\": \"") ||
+        !quoted(&p, end, &c->piece, &c->piece_len) || !LIT(p, end, ", "))
+        return 0;
+    if (!KEY(p, end, "\"Satellite ID\": \"", "\"satellite_id\": \"") ||
+        !quoted(&p, end, &c->sat, &c->sat_len) || !LIT(p, end, ", "))
+        return 0;
+    const char *action;
+    Py_ssize_t action_len;
+    if (!KEY(p, end, "\"Action\": \"", "\"action\": \"") ||
+        !quoted(&p, end, &action, &action_len) || !LIT(p, end, ", "))
+        return 0;
+    c->action = -1;
+    for (int i = 0; i < N_ACTIONS; i++) {
+        if ((Py_ssize_t)strlen(ACTION_NAMES[i]) == action_len &&
+            memcmp(action, ACTION_NAMES[i], (size_t)action_len) == 0) {
+            c->action = i;
+            break;
+        }
+    }
+    if (c->action < 0)
+        return 0;
+
+    int fits = 1;
+    c->has_size = c->has_avail = 0;
+    if (KEY(p, end, "\"Offset\": ", "\"offset\": ")) {
+        /* downloads: Offset, Size, Remote Address */
+        if (!number(&p, end, 1, NULL, NULL) || !LIT(p, end, ", ") ||
+            !KEY(p, end, "\"Size\": ", "\"size\": ") ||
+            !number(&p, end, 0, &c->size, &fits) || !LIT(p, end, ", ") ||
+            !KEY(p, end, "\"Remote Address\": \"", "\"remote_address\": \"") ||
+            !quoted(&p, end, &c->remote, &c->remote_len))
+            return 0;
+        c->has_size = 1;
+    }
+    else if (KEY(p, end, "\"Remote Address\": \"", "\"remote_address\": \"")) {
+        /* uploads since v1.99: Remote Address, then Size or (started) Available Space */
+        if (!quoted(&p, end, &c->remote, &c->remote_len) || !LIT(p, end, ", "))
+            return 0;
+        if (KEY(p, end, "\"Size\": ", "\"size\": ")) {
+            if (!number(&p, end, 0, &c->size, &fits))
+                return 0;
+            c->has_size = 1;
+        }
+        else {
+            int avail_fits = 0;
+            if (!KEY(p, end, "\"Available Space\": ", "\"available_space\": "))
+                return 0;
+            int negative = p < end && *p == '-';
+            if (!number(&p, end, 1, &c->avail, &avail_fits))
+                return 0;
+            c->has_avail = avail_fits && !negative;
+        }
+    }
+    else
+        return 0;
+    if (!fits || (!c->has_size && !c->started) || (c->has_size && c->size > MAX_PIECE_SIZE) ||
+        c->piece_len > MAX_FIELD || c->remote_len > MAX_FIELD)
+        return 0; /* leave odd sizes and fields to the Python parser */
+    return end - p == 1 && *p == '}';
+}
+
+/* ---- prefixes (exporter/prefixes.py PATTERN, the same grammar) -------------------------- */
+/*
+ * A line that is not a common line may be one behind a `docker logs -t`, compose, TrueNAS or
+ * journald prefix. prefix_len mirrors prefixes.PATTERN alternative by alternative, with its
+ * look-ahead, and says how long the prefix Python would strip is; where this code is not
+ * sure (colour codes, a fraction of more than 9 digits) it answers -1 and the line goes to
+ * Python. Only lines that fail the common grammar get here: the unprefixed line pays nothing.
+ */
+static inline int
+digits_at(const char *p, const char *end, Py_ssize_t n)
+{
+    if (end - p < n)
+        return 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!is_digit(p[i]))
+            return 0;
+    return 1;
+}
+
+/* \d{4}-\d\d-\d\d then `sep`, \d\d:\d\d:\d\d ; NULL if not */
+static const char *
+date_time(const char *p, const char *end, char sep)
+{
+    if (end - p < 19 || !digits_at(p, end, 4) || p[4] != '-' || !digits_at(p + 5, end, 2) ||
+        p[7] != '-' || !digits_at(p + 8, end, 2) || p[10] != sep || !digits_at(p + 11, end, 2) ||
+        p[13] != ':' || !digits_at(p + 14, end, 2) || p[16] != ':' || !digits_at(p + 17, end, 2))
+        return NULL;
+    return p + 19;
+}
+
+/* (?:\.\d{1,9})? ; *unsure when the regex would backtrack into it */
+static const char *
+fraction(const char *p, const char *end, int *unsure)
+{
+    if (p >= end || *p != '.')
+        return p;
+    const char *q = p + 1;
+    while (q < end && is_digit(*q))
+        q++;
+    if (q - p - 1 > 9 || q == p + 1)
+        *unsure = 1;
+    return q;
+}
+
+/* Z|[+-]\d\d:\d\d (colon optional when `loose`); NULL if none */
+static const char *
+zone(const char *p, const char *end, int loose)
+{
+    if (p < end && *p == 'Z')
+        return p + 1;
+    if (end - p < 5 || (*p != '+' && *p != '-') || !digits_at(p + 1, end, 2))
+        return NULL;
+    if (p[3] == ':' && digits_at(p + 4, end, 2))
+        return p + 6;
+    if (loose && digits_at(p + 3, end, 2))
+        return p + 5;
+    return NULL;
+}
+
+static inline int
+is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* prefixes._LINE_START: what a storagenode line starts with */
+static int
+line_start(const char *p, const char *end)
+{
+    if (end - p >= 11 && digits_at(p, end, 4) && p[4] == '-' && digits_at(p + 5, end, 2) &&
+        p[7] == '-' && digits_at(p + 8, end, 2) && p[10] == 'T') {
+        const char *q = p + 11;
+        while (q < end && q - (p + 11) < 40 && !is_space(*q))
+            q++;
+        if (q == p + 11 || q >= end)
+            return 0;
+        return *q == '\t' || (*q == ' ' && q + 1 < end && q[1] == ' ');
+    }
+    static const char *levels[] = {"DEBUG", "INFO", "WARN", "ERROR", "DPANIC", "PANIC", "FATAL"};
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+        Py_ssize_t n = (Py_ssize_t)strlen(levels[i]);
+        if (end - p > n && memcmp(p, levels[i], (size_t)n) == 0)
+            return p[n] == '\t' || (p[n] == ' ' && end - p > n + 1 && p[n + 1] == ' ');
+    }
+    return end - p >= 2 && p[0] == '{' && p[1] == '"';
+}
+
+/* _DOCKER_T at p: the position after it, NULL if none, *unsure as in fraction */
+static const char *
+docker_t(const char *p, const char *end, int *unsure)
+{
+    const char *q = date_time(p, end, 'T');
+    if (q == NULL)
+        return NULL;
+    q = fraction(q, end, unsure);
+    q = *unsure ? NULL : zone(q, end, 0);
+    return q != NULL && q < end && *q == ' ' ? q + 1 : NULL;
+}
+
+static inline int
+name_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || is_digit(c) || c == '_' ||
+           c == '.' || c == '-';
+}
+
+/* The length of the prefix prefixes.PATTERN matches at p, 0 for none, -1 for "ask Python". */
+static Py_ssize_t
+prefix_len(const char *p, const char *end)
+{
+    int unsure = 0;
+    const char *q;
+    if (p < end && *p == '\x1b')
+        return -1;
+    /* _COMPOSE (?:_DOCKER_T)? */
+    if (p < end && name_char(*p) && *p != '_' && *p != '.' && *p != '-') {
+        q = p + 1;
+        while (q < end && name_char(*q) && q - p < 128)
+            q++;
+        if (q < end && name_char(*q))
+            q = NULL; /* a longer name: the regex finds no `|` after 128 characters */
+        while (q != NULL && q < end && *q == ' ')
+            q++;
+        if (q != NULL && q < end && *q == '\x1b')
+            return -1;
+        if (q != NULL && end - q >= 2 && q[0] == '|' && q[1] == '\x1b')
+            return -1;
+        if (q != NULL && end - q >= 2 && q[0] == '|' && q[1] == ' ') {
+            q += 2;
+            const char *t = docker_t(q, end, &unsure);
+            if (unsure)
+                return -1;
+            if (t != NULL && line_start(t, end))
+                return t - p;
+            if (line_start(q, end))
+                return q - p;
+        }
+    }
+    /* _DOCKER_T */
+    q = docker_t(p, end, &unsure);
+    if (unsure)
+        return -1;
+    if (q != NULL && line_start(q, end))
+        return q - p;
+    /* _TRUENAS: (?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)? glued to the line */
+    q = date_time(p, end, ' ');
+    if (q != NULL) {
+        q = fraction(q, end, &unsure);
+        if (unsure)
+            return -1;
+        const char *z = zone(q, end, 0);
+        if (z != NULL && line_start(z, end))
+            return z - p;
+        if (line_start(q, end))
+            return q - p;
+        return -1; /* the regex could backtrack into the fraction */
+    }
+    /* _SYSLOG */
+    if (end - p >= 15 && *p >= 'A' && *p <= 'Z' && p[1] >= 'a' && p[1] <= 'z' && p[2] >= 'a' &&
+        p[2] <= 'z' && p[3] == ' ' && (p[4] == ' ' || is_digit(p[4])) && is_digit(p[5]) &&
+        p[6] == ' ' && digits_at(p + 7, end, 2) && p[9] == ':' && digits_at(p + 10, end, 2) &&
+        p[12] == ':' && digits_at(p + 13, end, 2))
+        q = p + 15;
+    else if ((q = date_time(p, end, 'T')) != NULL) {
+        q = fraction(q, end, &unsure);
+        if (unsure)
+            return -1;
+        const char *z = zone(q, end, 1);
+        if (z != NULL)
+            q = z;
+    }
+    if (q == NULL || q >= end || *q != ' ')
+        return 0;
+    const char *host = ++q;
+    while (q < end && name_char(*q))
+        q++;
+    if (q == host || q - host > 255 || q >= end || *q != ' ')
+        return q - host > 255 ? -1 : 0;
+    const char *prog = ++q;
+    while (q < end && (name_char(*q) || *q == '/'))
+        q++;
+    if (q == prog || q - prog > 128)
+        return q - prog > 128 ? -1 : 0;
+    if (q < end && *q == '[') {
+        const char *pid = ++q;
+        while (q < end && is_digit(*q))
+            q++;
+        if (q == pid || q - pid > 10 || q >= end || *q != ']')
+            return -1;
+        q++;
+    }
+    if (end - q < 2 || q[0] != ':' || q[1] != ' ')
+        return 0;
+    q += 2;
+    return line_start(q, end) ? q - p : 0;
+}
+
+/* A common line behind a prefix? Out of line, so that the scan loop stays as small as it was
+ * for the unprefixed line. */
+static __attribute__((noinline)) int
+parse_behind_prefix(const char *line, const char *end, CommonLine *c)
+{
+    Py_ssize_t skip = prefix_len(line, end);
+    return skip > 0 && parse_common(line + skip, end, c);
+}
+
+
+void
+grammar_init(void)
+{
+    QUOTED_STOP['"'] = QUOTED_STOP['\t'] = 1;
+    for (int i = 0x80; i < 256; i++)
+        QUOTED_STOP[i] = 1;
+}
+
+const char scan_doc[] = PyDoc_STR(
+"scan(state, block, read_time, errors)\n--\n\n"
+"Apply the lines of `block` (bytes, lines separated by b'\\n', no trailing newline) to\n"
+"the NodeState `state`, in order. Lines other than the common ones are decoded with\n"
+"`errors` and passed to state._line(line, read_time). Returns the number of lines.");
+
+PyObject *
+scan(PyObject *module, PyObject *args)
+{
+    PyObject *state, *read_time, *errors;
+    Py_buffer block;
+    if (!PyArg_ParseTuple(args, "Oy*OU:scan", &state, &block, &read_time, &errors))
+        return NULL;
+    Ctx ctx;
+    int rc = ctx_init(&ctx, state, read_time, errors);
+    const char *line = block.buf, *end = line + block.len;
+    Py_ssize_t lines = 0;
+    while (rc == 0) {
+        lines++;
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        const char *line_end = nl != NULL ? nl : end;
+        CommonLine c;
+        int common = parse_common(line, line_end, &c) || parse_behind_prefix(line, line_end, &c);
+        if (common && !(c.started && ctx.index_starts))
+            rc = apply_common(&ctx, &c);
+        else
+            rc = apply_other(&ctx, line, line_end - line);
+        if (nl == NULL)
+            break;
+        line = nl + 1;
+    }
+    if (ctx.lines != NULL) { /* what was counted before an error is kept, as in Python */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (flush(&ctx) < 0)
+            rc = -1;
+        if (type != NULL) {
+            PyErr_Clear();
+            PyErr_Restore(type, value, tb);
+        }
+    }
+    ctx_clear(&ctx);
+    PyBuffer_Release(&block);
+    if (rc < 0)
+        return NULL;
+    return PyLong_FromSsize_t(lines);
+}
+
