@@ -13,10 +13,9 @@ from __future__ import annotations
 import copy
 import re
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from exporter.simulate.nodeapi import NodeModel, _Satellite
+from exporter.simulate.nodeapi_model import NodeModel, Satellite, held_rate, rfc3339
 
 PAYSTUB_DAY = 10  # a month's paystub arrives on this day of the next month
 PATH = "/api/heldamount/paystubs/{start}/{end}"
@@ -44,11 +43,9 @@ def _micro(nbytes: float, cents_per_tb: float) -> int:
     return round(nbytes / 1e12 * cents_per_tb * 1e4)
 
 
-def paystub(model: NodeModel, sat: _Satellite, scenario: dict[str, Any], now: float,
+def paystub(model: NodeModel, sat: Satellite, scenario: dict[str, Any], now: float,
             month: date, template: dict[str, Any]) -> dict[str, Any] | None:
     """The satellite's paystub for `month`, or None if it does not exist (yet)."""
-    from exporter.simulate.nodeapi import held_rate, rfc3339
-
     joined = datetime.fromtimestamp(sat.joined, UTC).date().replace(day=1)
     nxt = date(month.year + month.month // 12, month.month % 12 + 1, 1)
     created = datetime(nxt.year, nxt.month, PAYSTUB_DAY, 12, 30, 41, 125367, tzinfo=UTC)
