@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from itertools import accumulate
+from typing import TypeVar
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -22,27 +24,28 @@ from prometheus_client.core import (
 )
 
 from exporter import exposition
-from exporter.events import EVENT_NAMES
-from exporter.housekeeping import HOUSE_BUCKETS, METRICS
+from exporter.housekeeping import METRICS
+from exporter.nodetext import (
+    DURATION_LE,
+    HOUSE_LE,
+    SIZE_LE,
+    SOURCE_STATS,
+    NodeText,
+    event_items,
+    house_items,
+    level_items,
+    shown,
+)
 from exporter.runner import NodeRunner
-from exporter.satellites import INVALID, OVERFLOW, SATELLITES, UNKNOWN
-from exporter.state import ACTIONS, DURATION_BUCKETS, INGRESS_ACTIONS, SIZE_BUCKETS, TimestampCache
-
-LEVELS = ("debug", "info", "warn", "error", "fatal")
-#: housekeeping counters shown at 0 before their first line (so increase() sees the first);
-#: the lost-pieces ones for every satellite the node has transfers with
-ZERO_HOUSE = (("gc_failures",), ("trash_empty_failures",))
-ZERO_PER_SATELLITE = ("lost_pieces", "lost_pieces_failures")
+from exporter.satellites import SATELLITES
+from exporter.state import ACTIONS, INGRESS_ACTIONS, TimestampCache
 
 log = logging.getLogger("exporter.collector")
+T = TypeVar("T")
 
 
-def _buckets(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, int]]:
-    out, total = [], 0
-    for bound, count in zip((*bounds, float("inf")), counts, strict=True):
-        total += count
-        out.append(("+Inf" if bound == float("inf") else repr(float(bound)), total))
-    return out
+def _buckets(les: tuple[str, ...], counts: list[int]) -> list[tuple[str, int]]:
+    return list(zip(les, accumulate(counts), strict=True))
 
 
 class LogCollector:
@@ -56,6 +59,8 @@ class LogCollector:
         #: node name -> (state id and source stats, _probe, {family key: sample text})
         self._cache: dict[str, tuple[tuple, dict, dict[str, str]]] = {}
         self._joined: str | None = None
+        #: node name -> (its state, the NodeText writing it)
+        self._writers: dict[str, tuple[object, NodeText]] = {}
 
     def describe(self) -> list[Metric]:
         return []
@@ -66,14 +71,15 @@ class LogCollector:
         families = _families()
         clock = TimestampCache()
         for runner in self.runners:
-            node = self._node(runner, runner.state.snapshot(), clock)
+            node = self._guarded(runner, lambda r=runner: _checked(r, r.state.snapshot(), clock))
             for name, family in (node or {}).items():
                 families[name].samples.extend(family.samples)
         yield from families.values()
 
     def text(self) -> str:
-        """The log families in the text format, each node's block re-rendered only when its
-        snapshot or source stats changed since the last scrape (exporter/exposition.py)."""
+        """The log families in the text format, each node's block written again (by its
+        NodeText, exporter/nodetext.py) only when its counters or source stats changed since
+        the last scrape."""
         clock = TimestampCache()
         blocks = []
         runners = list(self.runners)  # a reload may put in a new list meanwhile
@@ -85,15 +91,20 @@ class LogCollector:
                 probe = _probe(runner.state)
                 cached = self._cache.get(runner.name)
                 if cached is None or cached[0] != key or cached[1] != probe:
-                    node = self._node(runner, runner.state.snapshot(), clock)
-                    text = {} if node is None else {
-                        name: exposition.samples(family) for name, family in node.items()}
-                    cached = self._cache[runner.name] = (key, probe, text)
+                    writer = self._writers.get(runner.name)
+                    if writer is None or writer[0] is not runner.state:
+                        writer = self._writers[runner.name] = (
+                            runner.state, NodeText(runner.name, TEMPLATE))
+                    text = self._guarded(runner, lambda r=runner, w=writer[1]: w.write(
+                        r.state.snapshot(), r.source.stats, clock))
+                    cached = self._cache[runner.name] = (key, probe, text or {})
                     changed = True
                 blocks.append(cached[2])
             if changed:
                 self._cache = {runner.name: self._cache[runner.name] for runner in runners}
-                self._joined = exposition.join(_families(), blocks)
+                self._writers = {name: self._writers[name] for name in self._cache
+                                 if name in self._writers}
+                self._joined = exposition.join(TEMPLATE, blocks)
             return self._joined  # the same object while nothing changed (exposition.Gzip)
 
     @contextmanager
@@ -105,15 +116,10 @@ class LogCollector:
         finally:
             self._local.elsewhere = False
 
-    def _node(self, runner: NodeRunner, snap: dict, clock: TimestampCache) -> dict | None:
-        """One node's families, or None (logged once) when they cannot be rendered."""
-        node = _families()
+    def _guarded(self, runner: NodeRunner, render: Callable[[], T]) -> T | None:
+        """`render()` of one node, or None (logged once) when it cannot be rendered."""
         try:
-            _render(runner, snap, node, clock)
-            for family in node.values():
-                for sample in family.samples:
-                    if not math.isfinite(float(sample.value)):
-                        raise ValueError(f"{sample.name} {sample.labels} is not finite")
+            out = render()
         except Exception as exc:  # one node must not fail the scrape
             if runner.name not in self._failing:
                 self._failing.add(runner.name)
@@ -123,7 +129,18 @@ class LogCollector:
         if runner.name in self._failing:
             self._failing.discard(runner.name)
             log.info("node %s: its log metrics are served again", runner.name)
-        return node
+        return out
+
+
+def _checked(runner: NodeRunner, snap: dict, clock: TimestampCache) -> dict[str, Metric]:
+    """One node's families; raises if a value is not a finite number."""
+    node = _families()
+    _render(runner, snap, node, clock)
+    for family in node.values():
+        for sample in family.samples:
+            if not math.isfinite(float(sample.value)):
+                raise ValueError(f"{sample.name} {sample.labels} is not finite")
+    return node
 
 
 def _probe(state) -> dict:
@@ -254,8 +271,13 @@ def _families() -> dict[str, Metric]:
     }
 
 
+#: the families' names, help and labels: the headers of the text and NodeText's series names
+TEMPLATE = _families()
+
+
 def _render(runner: NodeRunner, snap: dict, f: dict[str, Metric], clock: TimestampCache) -> None:
-    """Add one node's samples (of its snapshot `snap`) to the families `f` (from _families)."""
+    """Add one node's samples (of its snapshot `snap`) to the families `f` (from _families);
+    exporter/nodetext.py writes the same samples as text."""
     node = runner.name
     stats = runner.source.stats
     for (sat, action, result), value in sorted(snap["transfers"].items()):
@@ -267,57 +289,35 @@ def _render(runner: NodeRunner, snap: dict, f: dict[str, Metric], clock: Timesta
         f["requested"].add_metric([node, SATELLITES.name(sat), action, result], value)
     for action in ACTIONS:
         counts, total = snap["sizes"][action]
-        f["sizes"].add_metric([node, action], _buckets(SIZE_BUCKETS, counts), total)
+        f["sizes"].add_metric([node, action], _buckets(SIZE_LE, counts), total)
     for (action, result), (counts, total) in sorted(snap["durations"].items()):
-        f["durations"].add_metric(
-            [node, action, result], _buckets(DURATION_BUCKETS, counts), total
-        )
+        f["durations"].add_metric([node, action, result], _buckets(DURATION_LE, counts), total)
     for (action, reason), value in sorted(snap["errors"].items()):
         f["errors"].add_metric([node, action, reason], value)
     for action in ACTIONS:
         f["in_flight"].add_metric([node, action], snap["in_flight"][action])
     f["expired"].add_metric([node], snap["starts_expired"])
-    seen = snap["events"]
-    for name in sorted({*EVENT_NAMES, *seen}):
-        f["events"].add_metric([node, name], seen.get(name, 0))
+    for name, value in event_items(snap):
+        f["events"].add_metric([node, name], value)
     for piece, count in snap["top_pieces"]:
         f["top"].add_metric([node, piece], count)
-    levels = snap["lines"]
-    for level in sorted({*LEVELS, *levels}):
-        f["lines"].add_metric([node, level], levels.get(level, 0))
+    for level, value in level_items(snap):
+        f["lines"].add_metric([node, level], value)
     f["unparsed"].add_metric([node], snap["unparsed"])
     f["up"].add_metric([node], 1 if stats.up else 0)
     if snap["last_timestamp"]:
         when = clock(snap["last_timestamp"])
         if when is not None:
             f["last"].add_metric([node], when)
-    for name in ("bytes_read", "rotations", "truncations", "reconnects"):
+    for name in SOURCE_STATS:
         f[f"source_{name}"].add_metric([node], getattr(stats, name))
     f["oversized"].add_metric([node], stats.oversized_lines)
-    _render_issue13(node, snap, f)
-
-
-def _render_issue13(node: str, snap: dict, f: dict[str, Metric]) -> None:
-    """Cancel reasons, the available space and the housekeeping metrics (issue 13)."""
     for (action, reason), value in sorted(snap["cancel_reasons"].items()):
         f["cancels"].add_metric([node, action, reason], value)
     if snap["available_space"] is not None:
         f["available"].add_metric([node], snap["available_space"])
-    house = dict(snap["house"])
-    for key in ZERO_HOUSE:
-        house.setdefault(key, 0)
-    for sat in {key[0] for key in snap["transfers"]} - {INVALID, OVERFLOW, UNKNOWN}:
-        for metric in ZERO_PER_SATELLITE:
-            house.setdefault((metric, sat), 0)
-    for (metric, *labels), value in sorted(house.items()):
-        f[f"house_{metric}"].add_metric([node, *_shown(metric, labels)], value)
+    for (metric, *labels), value in house_items(snap):
+        f[f"house_{metric}"].add_metric([node, *shown(metric, labels)], value)
     for (metric, *labels), (counts, total) in sorted(snap["house_hists"].items()):
-        f[f"house_{metric}"].add_metric([node, *_shown(metric, labels)],
-                                        _buckets(HOUSE_BUCKETS, counts), total)
-
-
-def _shown(metric: str, labels: list[str]) -> list[str]:
-    """Label values as exposed: a satellite label by its name."""
-    if METRICS[metric][3][:1] == ("satellite",):
-        return [SATELLITES.name(labels[0]), *labels[1:]]
-    return labels
+        f[f"house_{metric}"].add_metric([node, *shown(metric, labels)],
+                                        _buckets(HOUSE_LE, counts), total)
