@@ -43,6 +43,16 @@ RUN python -c "import exporter._hotpath" \
     && useradd --system --uid 10001 --gid exporter --no-create-home \
        --home-dir /var/lib/storagenode-exporter --shell /usr/sbin/nologin exporter \
     && install -d -o exporter -g exporter -m 0750 /var/lib/storagenode-exporter
+# The commit the image is built from, for --version and storagenode_exporter_build_info:
+# `docker build --build-arg REVISION="$(git rev-parse HEAD)" .` (compose passes
+# EXPORTER_REVISION). Without it (a build from a tarball) the revision is "unknown". Last of
+# the layers, so a new commit rebuilds only this one.
+ARG REVISION=""
+LABEL org.opencontainers.image.revision="${REVISION}"
+RUN if [ -n "${REVISION}" ]; then \
+        python -c 'import pathlib, sys, exporter; pathlib.Path(exporter.__file__).with_name("REVISION").write_text(sys.argv[1] + "\n")' "${REVISION}" \
+        && test "$(python -c 'from exporter.revision import revision; print(revision())')" = "${REVISION}"; \
+    fi
 
 USER 10001:10001
 WORKDIR /var/lib/storagenode-exporter

@@ -14,6 +14,7 @@ from exporter import __version__
 from exporter.collector import LogCollector
 from exporter.config import Config, ConfigError, NodeConfig
 from exporter.http import load_web_config, make_app, serve
+from exporter.revision import revision
 from exporter.runner import NodeRunner
 from exporter.sources.stdin import StdinSource
 from exporter.state import NATIVE_SCAN, NodeState
@@ -31,11 +32,11 @@ class BuildInfoCollector:
     def collect(self):
         info = GaugeMetricFamily(
             "storagenode_exporter_build_info",
-            "Version of storagenode-exporter; hotpath is c when the compiled log reader is "
-            "in use, python when it was not built.",
-            labels=["version", "hotpath"],
+            "Version and git revision of storagenode-exporter; hotpath is c when the compiled "
+            "log reader is in use, python when it was not built.",
+            labels=["version", "revision", "hotpath"],
         )
-        info.add_metric([__version__, "python" if NATIVE_SCAN is None else "c"], 1)
+        info.add_metric([__version__, revision(), "python" if NATIVE_SCAN is None else "c"], 1)
         yield info
 
 

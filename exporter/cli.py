@@ -8,10 +8,8 @@ import logging
 import os
 import platform
 import signal
-import subprocess
 import sys
 import threading
-from pathlib import Path
 
 from exporter import __version__
 from exporter.config import (
@@ -23,6 +21,7 @@ from exporter.config import (
     parse_api_flag,
     parse_node_flag,
 )
+from exporter.revision import revision
 from logstream.logsetup import FORMATS
 from logstream.logsetup import setup as setup_logging
 
@@ -41,24 +40,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
-
-
-def revision() -> str:
-    """The git commit: exporter/REVISION written at build time, else the checkout's HEAD,
-    else 'unknown'."""
-    here = Path(__file__).resolve().parent
-    stamped = here / "REVISION"
-    if stamped.is_file():
-        return stamped.read_text(encoding="utf-8").strip() or "unknown"
-    if (here.parent / ".git").exists():
-        try:
-            out = subprocess.run(["git", "-C", str(here.parent), "rev-parse", "HEAD"],
-                                 capture_output=True, text=True, timeout=2)
-            if out.returncode == 0 and out.stdout.strip():
-                return out.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return "unknown"
 
 
 def version_text() -> str:

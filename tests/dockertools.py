@@ -195,12 +195,28 @@ def base_image(engine: Engine) -> tuple[str, list[str]]:
     return result.stdout.strip(), ["--build-arg", f"BUILD_PACKAGES={STAND_IN_BUILD_PACKAGES}"]
 
 
-def build_image(engine: Engine, tag: str = IMAGE, dockerfile: str = "Dockerfile") -> str:
+def git_revision() -> str | None:
+    """The checkout's HEAD, as an image build is given it; None outside a git checkout (a
+    tarball), where the image says "unknown"."""
+    if not (ROOT / ".git").exists():
+        return None
+    out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"],
+                         capture_output=True, text=True, timeout=30)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def build_image(engine: Engine, tag: str = IMAGE, dockerfile: str = "Dockerfile",
+                revision: str | None = "HEAD") -> str:
     """A Dockerfile of the project (path from the repository root), built as CI builds it
-    on the same base; returns the tag."""
+    on the same base; returns the tag. `revision`: the REVISION build argument, for a
+    Dockerfile that takes one ("HEAD": the checkout's, None: not given)."""
     base, extra = base_image(engine)
     started = time.monotonic()
     env = {**engine.env, "DOCKER_BUILDKIT": "0"}  # no registry for BuildKit's frontend image
+    if revision == "HEAD":
+        revision = git_revision()
+    if revision is not None and "ARG REVISION" in (ROOT / dockerfile).read_text():
+        extra = [*extra, "--build-arg", f"REVISION={revision}"]
     result = subprocess.run(
         ["docker", "build", "-q", "-f", str(ROOT / dockerfile),
          "--build-arg", f"PYTHON_IMAGE={base}", *extra, *_pip_index_args(), "-t", tag,

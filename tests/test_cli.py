@@ -85,7 +85,8 @@ def test_landing_page_health_and_404(exporter_process):
     assert err.value.code == 404
     metrics = proc.get("/metrics")
     hotpath = "c" if NATIVE_SCAN is not None else "python"
-    assert f'storagenode_exporter_build_info{{hotpath="{hotpath}",version=' in metrics
+    assert re.search(rf'storagenode_exporter_build_info{{hotpath="{hotpath}",'
+                     r'revision="([0-9a-f]{40}|unknown)",version=', metrics)
     assert "process_cpu_seconds_total" in metrics
 
 

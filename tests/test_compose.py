@@ -118,12 +118,12 @@ def test_services_and_profiles():
         "prometheus": None, "grafana": None,
         "node-exporter": ["host"], "geoipupdate": ["geoip"],
     }  # fmt: skip
-    assert SERVICES["exporter"]["build"] == "."
-    assert SERVICES["exporter"]["build"] == "."
+    build = {"context": ".", "args": {"REVISION": "${EXPORTER_REVISION:-}"}}
+    assert SERVICES["exporter"]["build"] == build
     assert env_example()["COMPOSE_PROFILES"] == "node"
     demo = SERVICES["demo"]
     assert demo["profiles"] == ["demo"]
-    assert demo["build"] == "."
+    assert demo["build"] == build
     assert demo["command"] == ["demo", "--web.listen-address", "0.0.0.0:9184"]
     # prometheus.yml scrapes exporter:9184 whichever exporter runs, and sends to
     # alertmanager:9093 whichever Alertmanager runs
@@ -222,7 +222,7 @@ def test_every_mounted_host_path_exists_in_the_repository():
     checked = 0
     for name, service in SERVICES.items():
         if "build" in service:
-            assert (ROOT / service["build"] / "Dockerfile").is_file()
+            assert (ROOT / service["build"]["context"] / "Dockerfile").is_file()
         raw = [v if isinstance(v, str) else "" for v in service.get("volumes", [])]
         for (src, _dst, _opts), unresolved in zip(volumes(service), raw, strict=True):
             var = _VAR.match(unresolved)

@@ -4,7 +4,8 @@ Built on a base made from Debian packages (scripts/docker-base.sh) where no regi
 reached; run as its unprivileged user with a log mounted read-only and the state volume, as
 docker-compose.yml runs it. Checks what an operator relies on: the image's own HEALTHCHECK
 (also with basic auth on and another port), exact counts from the mounted log, counters kept
-across `docker restart` and `docker kill`, `demo` mode, the C hot path. The engine, the image
+across `docker restart` and `docker kill`, `demo` mode, the C hot path, the git revision in
+build_info (and "unknown" when built without one, as from a tarball). The engine, the image
 size and the time each part took are printed at the end of the session (tests/dockertools.py).
 Skips, with the reason, where no Docker engine can run.
 """
@@ -21,7 +22,14 @@ import bcrypt
 import pytest
 
 from tests.conftest import parse_exposition, total, wait_for
-from tests.dockertools import Engine, build_image, report_to, start_engine, timed
+from tests.dockertools import (
+    Engine,
+    build_image,
+    git_revision,
+    report_to,
+    start_engine,
+    timed,
+)
 
 SATELLITE = "12EayRS2V1kEsWESU9QMRseFhdxYxKicsiFmxrsLZHeLUtdps3S"
 STATE_DIR = "/var/lib/storagenode-exporter"
@@ -114,7 +122,20 @@ def test_demo_mode_healthy_with_the_c_hot_path(engine: Engine, image: str):
         s, "storagenode_transfers_total") > 0 and s, timeout=30, what="demo transfers")
     build = [k for k in samples if k.startswith("storagenode_exporter_build_info{")]
     assert len(build) == 1 and 'hotpath="c"' in build[0], build
+    # the commit the image was built from (the build argument), not "unknown"
+    revision = git_revision() or "unknown"
+    assert f'revision="{revision}"' in build[0], build
+    assert engine.inspect(image, '{{index .Config.Labels "org.opencontainers.image.revision"}}'
+                          ) == (git_revision() or "")
     assert engine.run("exec", cid, "id", "-u").stdout.strip() == "10001"
+
+
+def test_an_image_built_without_a_revision_says_unknown(engine: Engine, image: str):
+    """A build from a tarball (no .git, no build argument): the same image but for the last
+    layer, so this costs seconds on top of the main build."""
+    tag = build_image(engine, "storagenode-exporter:test-no-revision", revision=None)
+    out = engine.run("run", "--rm", tag, "--version").stdout
+    assert "(revision: unknown)" in out, out
 
 
 def test_healthcheck_with_basic_auth_on_another_port(engine: Engine, image: str, tmp_path):
