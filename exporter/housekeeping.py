@@ -121,19 +121,37 @@ def _key(key: str) -> str:
     return known
 
 
+#: Go's own spelling of a duration of a second or more (`2h3m4.5s`, `36m18.2s`, `4.5s`):
+#: read by one match; any other spelling by the general loop, which sums the same parts in
+#: the same order (so the same float)
+_GO_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(\d+(?:\.\d+)?)s")
+
+
 def duration_seconds(value: object) -> float | None:
     """A Go `time.Duration.String()` (`1m37.5s`, `245.1ms`, `2h3m4.5s`) in seconds."""
     if not isinstance(value, str) or not value or len(value) > 40:
         return None
     if value == "0s":
         return 0.0
-    total, pos = 0.0, 0
-    for m in _DURATION_PART.finditer(value):
-        if m.start() != pos:
+    m = _GO_DURATION.fullmatch(value)
+    if m is not None:
+        hours, minutes, seconds = m.groups()
+        total = 0.0
+        if hours is not None:
+            total += float(hours) * 3600.0
+        if minutes is not None:
+            total += float(minutes) * 60.0
+        total += float(seconds) * 1.0
+    else:
+        total, pos = 0.0, 0
+        for m in _DURATION_PART.finditer(value):
+            if m.start() != pos:
+                return None
+            total += float(m.group(1)) * _UNITS[m.group(2)]
+            pos = m.end()
+        if pos != len(value):
             return None
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(value) or not math.isfinite(total) or total > MAX_SECONDS:
+    if not math.isfinite(total) or total > MAX_SECONDS:
         return None
     return total
 
@@ -155,17 +173,27 @@ def _count(value: object) -> int | None:
     return value if type(value) is int and 0 <= value <= MAX_COUNT else None
 
 
+#: json.loads without its Python wrapper: the C scanner it calls (`JSONDecoder.raw_decode`)
+_SCAN = json.JSONDecoder().scan_once
+
+
 def _fields(text: str) -> dict | None:
     """The fields object with normalised keys (lazyfilewalker lines repeat `process`)."""
     if text[:1] != "{":
         return None
     try:
-        raw = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
+        raw, end = _SCAN(text, 0)
+    except (StopIteration, ValueError, RecursionError):  # as json.loads: not a document
+        end = -1
+    if end != len(text):  # an error, or text after the object: json.loads decides
+        try:
+            raw = json.loads(text)
+        except (ValueError, RecursionError):
+            return None
     if not isinstance(raw, dict):
         return None
-    return {_key(k): v for k, v in raw.items()}
+    known = _KEYS.get
+    return {known(k) or _key(k): v for k, v in raw.items()}
 
 
 def _satellite(f: dict) -> str:
@@ -336,8 +364,12 @@ READERS: dict[str, Callable[[str, dict], list[Update]]] = {
 def read(logger: str, message: str, fields: str) -> tuple[Update, ...] | None:
     """The updates of one housekeeping line, None for any other line (or unreadable fields)."""
     reader = READERS.get(message)
-    if reader is None:
-        return None
+    return read_with(reader, logger, fields) if reader is not None else None
+
+
+def read_with(reader: Callable[[str, dict], list[Update]], logger: str,
+              fields: str) -> tuple[Update, ...] | None:
+    """`read` with the message's reader looked up already (exporter/parser.py)."""
     f = _fields(fields) if fields else {}
     if f is None:
         return None

@@ -184,8 +184,11 @@ _PIECE_RE = re.compile(
 )
 _SIZE_RE = re.compile(r'"(?:Size|size)": ?(\d+)(?=[,} ])')
 _REMOTE_RE = re.compile(r'"(?:Remote Address|remote_address)": ?"([^"]*)"')
-_ERROR_RE = re.compile(r'"(?:error|Error)": ?"((?:[^"\\]|\\.)*)"')
-_REASON_RE = re.compile(r'"reason": ?"((?:[^"\\]|\\.)*)"')
+# a JSON string's body, unrolled (`[^"\\]*(?:\\.[^"\\]*)*` is `(?:[^"\\]|\\.)*`: the same
+# tokens, one way to split a text into them, so the same matches; it runs in C loops)
+_STRING = r'"([^"\\]*(?:\\.[^"\\]*)*)"'
+_ERROR_RE = re.compile(r'"(?:error|Error)": ?' + _STRING)
+_REASON_RE = re.compile(r'"reason": ?' + _STRING)
 # the bytes a canceled download did send, in its reason (v1.113+, reference §1.5 note 2)
 _SENT_RE = re.compile(r"downloaded size \((\d{1,8}) bytes\)")
 _AVAILABLE_RE = re.compile(r'"(?:Available Space|available_space)": ?(-?\d+)')
@@ -289,28 +292,55 @@ def _other(level: str, ts: str, logger: str, message: str, fields: str) -> tuple
     event = classify_message(message)
     if event is None and (level == "error" or level == "warn") and "database" in fields:
         event = classify_error_text(fields)
-    if message in housekeeping.READERS:
-        updates = housekeeping.read(logger, message, fields)
+    reader = housekeeping.READERS.get(message)
+    if reader is not None:
+        updates = housekeeping.read_with(reader, logger, fields)
         if updates is not None:
             return (HOUSE, level, ts, event, updates)
     return (OTHER, level, ts, event)
 
 
-def _reasons(result: str, fields: str, race_lost: bool) -> tuple[str, str | None, str | None]:
+_ERROR_KEY = '"error": "'
+
+
+def _error_text(fields: str) -> str | None:
+    """The raw text of the first `error`/`Error` string field (`_ERROR_RE`), found with
+    `str.find` in the usual case: the first `"error": "` is the regex's first match when
+    no other spelling comes before it and its value has no backslash."""
+    i = fields.find(_ERROR_KEY)
+    if i >= 0 and fields.find('"Error":', 0, i) < 0 and fields.find('"error":"', 0, i) < 0:
+        start = i + len(_ERROR_KEY)
+        end = fields.find('"', start)
+        if end >= 0 and fields.find("\\", start, end) < 0:
+            return fields[start:end]
+    e = _ERROR_RE.search(fields)
+    return e.group(1) if e is not None else None
+
+
+def _reason_text(fields: str) -> str | None:
+    """The raw text of the first `reason` string field (`_REASON_RE`)."""
+    if '"reason":' not in fields:  # what every match starts with
+        return None
+    r = _REASON_RE.search(fields)
+    return r.group(1) if r is not None else None
+
+
+def _reasons(result: str, fields: str, race_lost: bool,
+             reason_text: str | None) -> tuple[str, str | None, str | None]:
     """(result, reason, event) of a failed or canceled line. A canceled line's reason is its
-    `reason` field, else its `error` (the DEBUG line of a race-lost transfer), else none; a
-    race-lost line's is `race_lost`. An upload the node cut for being too slow (`speed too
-    low`, logged as `upload failed`) is a cancel with that reason."""
+    `reason` field (`reason_text`), else its `error` (the DEBUG line of a race-lost
+    transfer), else none; a race-lost line's is `race_lost`. An upload the node cut for
+    being too slow (`speed too low`, logged as `upload failed`) is a cancel with that reason."""
     if race_lost:
         return result, RACE_LOST, None
     if result == "failed":
-        e = _ERROR_RE.search(fields)
-        reason = classify(e.group(1)) if e else "other"
+        error = _error_text(fields)
+        reason = classify(error) if error is not None else "other"
         if reason == SPEED_TOO_LOW:
             return "canceled", reason, None
         return result, reason, classify_error_text(fields) if reason == "database" else None
-    r = _REASON_RE.search(fields) or _ERROR_RE.search(fields)
-    return result, classify(r.group(1)) if r else None, None
+    text = reason_text if reason_text is not None else _error_text(fields)
+    return result, classify(text) if text is not None else None, None
 
 
 def _sent(reason: str | None) -> int | None:
@@ -345,10 +375,10 @@ def _transfer(level, ts, kind, fields: str, m: re.Match[str] | None) -> tuple | 
                 None, None, None)
     sent = None
     if result is not None and result != "success":
-        result, reason, event = _reasons(result, fields, race_lost)
+        reason_text = _reason_text(fields)
+        result, reason, event = _reasons(result, fields, race_lost, reason_text)
         if action not in _UPLOADS:
-            r = _REASON_RE.search(fields)
-            sent = _sent(r.group(1) if r else None)
+            sent = _sent(reason_text)
     return (
         TRANSFER, level, ts, phase, result, action, satellite,
         _size(size), piece, remote, reason, event, sent,

@@ -76,9 +76,20 @@ REASONS: tuple[str, ...] = (*(label for label, _ in _RULES), "other")
 CANCEL_REASONS: tuple[str, ...] = (*REASONS, RACE_LOST)
 
 
-def classify(text: str) -> str:
-    """Return the reason label for an error or cancel-reason text."""
-    low = text.lower()
+#: needles with an ASCII digit: a text holding one is classified without the cache
+_DIGIT_NEEDLES: tuple[str, ...] = tuple(
+    n for _, needles in _RULES for n in needles if any(c in "0123456789" for c in n)
+)
+#: the cache key's byte map: ASCII digits -> space, ASCII whitespace -> `1`..`6` (digits no
+#: byte maps to otherwise), every other byte to itself: one-to-one except on digits
+_SHAPE = bytes.maketrans(b"0123456789 \t\n\r\x0b\x0c", b"          123456")
+_CACHE: dict[bytes, str] = {}
+#: shapes remembered (the cache is emptied when it is full), of texts up to CACHE_TEXT chars
+CACHE_MAX = 4096
+CACHE_TEXT = 512
+
+
+def _classify(low: str) -> str:
     for label, needles in _RULES:
         for needle in needles:
             if needle in low:
@@ -86,3 +97,34 @@ def classify(text: str) -> str:
     if _BARE_EOF.search(low):
         return "eof"
     return "other"
+
+
+def shape(low: str) -> bytes:
+    """The cache key of a lower-case text: its runs of ASCII digits as one space, the rest
+    one-to-one (UTF-8, surrogates passed, `<` `>` around it so that no run is lost at an
+    end). Two texts have the same shape exactly when they differ only in their digit runs."""
+    return b" ".join((b"<" + low.encode("utf-8", "surrogatepass") + b">").translate(_SHAPE).split())
+
+
+def classify(text: str) -> str:
+    """Return the reason label for an error or cancel-reason text.
+
+    Remembered by the text's `shape` (error texts differ mostly in addresses, ports and byte
+    counts). That is exact: no needle (nor _BARE_EOF) holds a digit, so a needle occurs in
+    the text if and only if it occurs with the digit runs collapsed (a match can neither span
+    a run nor change when a run it does not touch changes length); the texts holding a
+    needle with a digit (_DIGIT_NEEDLES) are not cached. tests/test_reasons.py checks this."""
+    low = text.lower()
+    if len(low) > CACHE_TEXT:
+        return _classify(low)
+    for needle in _DIGIT_NEEDLES:
+        if needle in low:
+            return _classify(low)
+    key = shape(low)
+    label = _CACHE.get(key)
+    if label is None:
+        label = _classify(low)
+        if len(_CACHE) >= CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[key] = label
+    return label
