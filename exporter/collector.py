@@ -31,9 +31,9 @@ from exporter.nodetext import (
     SIZE_LE,
     SOURCE_STATS,
     NodeText,
-    event_items,
-    house_items,
-    level_items,
+    events,
+    house,
+    levels,
     shown,
 )
 from exporter.runner import NodeRunner
@@ -297,11 +297,11 @@ def _render(runner: NodeRunner, snap: dict, f: dict[str, Metric], clock: Timesta
     for action in ACTIONS:
         f["in_flight"].add_metric([node, action], snap["in_flight"][action])
     f["expired"].add_metric([node], snap["starts_expired"])
-    for name, value in event_items(snap):
+    for name, value in sorted(events(snap).items()):
         f["events"].add_metric([node, name], value)
     for piece, count in snap["top_pieces"]:
         f["top"].add_metric([node, piece], count)
-    for level, value in level_items(snap):
+    for level, value in sorted(levels(snap).items()):
         f["lines"].add_metric([node, level], value)
     f["unparsed"].add_metric([node], snap["unparsed"])
     f["up"].add_metric([node], 1 if stats.up else 0)
@@ -316,7 +316,7 @@ def _render(runner: NodeRunner, snap: dict, f: dict[str, Metric], clock: Timesta
         f["cancels"].add_metric([node, action, reason], value)
     if snap["available_space"] is not None:
         f["available"].add_metric([node], snap["available_space"])
-    for (metric, *labels), value in house_items(snap):
+    for (metric, *labels), value in sorted(house(snap).items()):
         f[f"house_{metric}"].add_metric([node, *shown(metric, labels)], value)
     for (metric, *labels), (counts, total) in sorted(snap["house_hists"].items()):
         f[f"house_{metric}"].add_metric([node, *shown(metric, labels)],

@@ -40,17 +40,17 @@ def le_values(bounds: tuple[float, ...]) -> tuple[str, ...]:
     return (*(repr(float(bound)) for bound in bounds), "+Inf")
 
 
-def event_items(snap: dict) -> list[tuple[str, int]]:
-    seen = snap["events"]
-    return [(name, seen.get(name, 0)) for name in sorted({*EVENT_NAMES, *seen})]
+def events(snap: dict) -> dict[str, int]:
+    """The event counters, every known event shown (at 0 before its first line)."""
+    return {**dict.fromkeys(EVENT_NAMES, 0), **snap["events"]}
 
 
-def level_items(snap: dict) -> list[tuple[str, int]]:
-    levels = snap["lines"]
-    return [(level, levels.get(level, 0)) for level in sorted({*LEVELS, *levels})]
+def levels(snap: dict) -> dict[str, int]:
+    """The line counters by level, every level shown."""
+    return {**dict.fromkeys(LEVELS, 0), **snap["lines"]}
 
 
-def house_items(snap: dict) -> list[tuple[tuple, float]]:
+def house(snap: dict) -> dict[tuple, float]:
     """The housekeeping counters by (metric, *labels), with the ones shown at 0 added."""
     house = dict(snap["house"])
     for key in ZERO_HOUSE:
@@ -58,7 +58,7 @@ def house_items(snap: dict) -> list[tuple[tuple, float]]:
     for sat in {key[0] for key in snap["transfers"]} - {INVALID, OVERFLOW, UNKNOWN}:
         for metric in ZERO_PER_SATELLITE:
             house.setdefault((metric, sat), 0)
-    return sorted(house.items())
+    return house
 
 
 def shown(metric: str, labels: Iterable[str],
@@ -74,14 +74,19 @@ def shown(metric: str, labels: Iterable[str],
 
 
 def number(value) -> str:
-    """`floatToGoString(value)`, with ints written without a float() and repr(); a value that
-    is not a finite number raises (the collector then leaves the node out, issue 12)."""
+    """`floatToGoString(value)`, without its float() and checks for the common ints and floats;
+    a value that is not a finite number raises (the collector then leaves the node out)."""
     if type(value) is int:
         if 0 <= value < 1_000_000:
             return f"{value}.0"
         if 0 < value < 10**15:  # exact as a float: Go's exponent form of its digits
             digits = str(value)
             return f"{(digits[0] + '.' + digits[1:]).rstrip('0.')}e+{len(digits) - 1:02d}"
+    elif type(value) is float:
+        if -math.inf < value < 1_000_000:  # finite, and repr() has no exponent to rewrite
+            return repr(value)
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a finite number")
     elif not math.isfinite(value):
         raise ValueError(f"{value!r} is not a finite number")
     return floatToGoString(value)  # raises OverflowError for an int beyond a float
@@ -98,12 +103,17 @@ def series(name: str, names: Iterable[str], values: Iterable[str]) -> str:
     return f"{name}{{{labels}}} " if labels else f"{name} "
 
 
+def _in_actions(keys: Iterable[str]) -> tuple[str, ...]:
+    return ACTIONS  # sizes and in-flight: every action, in this order (a missing one raises)
+
+
 class NodeText:
     """Writes one node's log families as text, keeping each series' label part between
-    scrapes. Kept per node and state object: the label values of a state's keys never change,
-    except a satellite's name, which the node API may learn later (checked every write). The
-    kept parts are bounded by the state's keys (exporter/state.py caps them); the top pieces,
-    whose IDs come and go, are not kept."""
+    scrapes, in the order the series are written: per family {key: part}, re-sorted only when
+    the keys changed. Kept per node and state object: the label values of a state's keys never
+    change, except a satellite's name, which the node API may learn later (checked every
+    write). The kept parts are bounded by the state's keys (exporter/state.py caps them); of
+    the top pieces, whose IDs come and go, only the current ones are kept."""
 
     def __init__(self, node: str, template: dict[str, Metric]) -> None:
         self.node = node
@@ -112,52 +122,55 @@ class NodeText:
                              tuple(f._labelnames[1:])) for key, f in template.items()}
         self._kept: dict[str, dict] = {key: {} for key in template}
         self._sats: dict[str, str] = {}  # satellite ID -> the name in the kept parts
+        #: family -> (its values last written, that text): an unchanged family is not written
+        #: again (equal numbers give equal text; -0.0 cannot come from a state)
+        self._last: dict[str, tuple[dict, str]] = {}
+        #: histogram family -> {key: ((counts, sum), text)}: the same per histogram
+        self._last_hist: dict[str, dict] = {key: {} for key in template}
 
     def write(self, snap: dict, stats, clock: TimestampCache) -> dict[str, str]:
         """Family key -> this node's sample lines, for the families it has samples of."""
         if any(SATELLITES.name(sat) != name for sat, name in self._sats.items()):
             self._kept = {key: {} for key in self._kept}  # a satellite got its name
+            self._last_hist = {key: {} for key in self._kept}
+            self._last.clear()
             self._sats.clear()
-        out: dict[str, list[str]] = {key: [] for key in self._kept}
-        sat = self._sat
+        out: dict[str, str] = {}
+        sat, counters, one = self._sat, self._counters, self._one
         by_sat = lambda k: (sat(k[0]), k[1], k[2])  # noqa: E731 - (satellite, action, result)
-        self._counters(out, "transfers", sorted(snap["transfers"].items()), by_sat)
-        moved = sorted(snap["bytes"].items())
-        self._counters(out, "ingress", [kv for kv in moved if kv[0][1] in INGRESS_ACTIONS],
-                       by_sat)
-        self._counters(out, "egress", [kv for kv in moved if kv[0][1] not in INGRESS_ACTIONS],
-                       by_sat)
-        self._counters(out, "requested", sorted(snap.get("requested", {}).items()), by_sat)
-        sizes = snap["sizes"]
-        self._histograms(out, "sizes", [(a, sizes[a]) for a in ACTIONS], _one, SIZE_LE)
-        self._histograms(out, "durations", sorted(snap["durations"].items()), _same,
-                         DURATION_LE)
-        self._counters(out, "errors", sorted(snap["errors"].items()), _same)
-        in_flight = snap["in_flight"]
-        self._counters(out, "in_flight", [(a, in_flight[a]) for a in ACTIONS], _one)
-        self._counters(out, "expired", [((), snap["starts_expired"])], _same)
-        self._counters(out, "events", event_items(snap), _one)
-        out["top"] = [f"{self._part('top', (piece,))}{number(count)}\n"  # not kept: IDs churn
-                      for piece, count in snap["top_pieces"]]
-        self._counters(out, "lines", level_items(snap), _one)
-        self._counters(out, "unparsed", [((), snap["unparsed"])], _same)
-        self._counters(out, "up", [((), 1 if stats.up else 0)], _same)
+        counters(out, "transfers", snap["transfers"], by_sat)
+        moved = snap["bytes"]
+        counters(out, "ingress", {k: v for k, v in moved.items() if k[1] in INGRESS_ACTIONS},
+                 by_sat)
+        counters(out, "egress", {k: v for k, v in moved.items() if k[1] not in INGRESS_ACTIONS},
+                 by_sat)
+        counters(out, "requested", snap.get("requested", {}), by_sat)
+        self._histograms(out, "sizes", snap["sizes"], _one, SIZE_LE, _in_actions)
+        self._histograms(out, "durations", snap["durations"], _same, DURATION_LE)
+        counters(out, "errors", snap["errors"], _same)
+        counters(out, "in_flight", snap["in_flight"], _one, _in_actions)
+        one(out, "expired", snap["starts_expired"])
+        counters(out, "events", events(snap), _one)
+        self._top(out, snap["top_pieces"])
+        counters(out, "lines", levels(snap), _one)
+        one(out, "unparsed", snap["unparsed"])
+        one(out, "up", 1 if stats.up else 0)
         if snap["last_timestamp"]:
             when = clock(snap["last_timestamp"])
             if when is not None:
-                self._counters(out, "last", [((), when)], _same)
+                one(out, "last", when)
         for stat in SOURCE_STATS:
-            self._counters(out, f"source_{stat}", [((), getattr(stats, stat))], _same)
-        self._counters(out, "oversized", [((), stats.oversized_lines)], _same)
-        self._counters(out, "cancels", sorted(snap["cancel_reasons"].items()), _same)
+            one(out, f"source_{stat}", getattr(stats, stat))
+        one(out, "oversized", stats.oversized_lines)
+        counters(out, "cancels", snap["cancel_reasons"], _same)
         if snap["available_space"] is not None:
-            self._counters(out, "available", [((), snap["available_space"])], _same)
-        house = lambda k: shown(k[0], k[1:], sat)  # noqa: E731 - (metric, *labels)
-        for key, value in house_items(snap):
-            self._counters(out, f"house_{key[0]}", [(key, value)], house)
-        for key, hist in sorted(snap["house_hists"].items()):
-            self._histograms(out, f"house_{key[0]}", [(key, hist)], house, HOUSE_LE)
-        return {key: "".join(lines) for key, lines in out.items() if lines}
+            one(out, "available", snap["available_space"])
+        shown_house = lambda k: shown(k[0], k[1:], sat)  # noqa: E731 - (metric, *labels)
+        for metric, values in _by_metric(house(snap)).items():
+            counters(out, f"house_{metric}", values, shown_house)
+        for metric, hists in _by_metric(snap["house_hists"]).items():
+            self._histograms(out, f"house_{metric}", hists, shown_house, HOUSE_LE)
+        return out
 
     def _sat(self, sat: str) -> str:
         name = self._sats[sat] = SATELLITES.name(sat)
@@ -167,53 +180,110 @@ class NodeText:
         name, names = self._names[family]
         return series(name, ("node", *names), (self.node, *values))
 
-    def _counters(self, out: dict[str, list[str]], family: str, items: Iterable[tuple],
-                  values: Callable[[tuple], Iterable[str]]) -> None:
-        """Counter or gauge samples; `values(key)`: the label values after `node`."""
+    def _order(self, family: str, mapping: dict, make: Callable[[object], object],
+               order: Callable) -> dict:
+        """The kept parts of a family for the keys of `mapping`, in exposition order."""
         kept = self._kept[family]
-        lines = out[family]
-        for key, value in items:
-            part = kept.get(key)
-            if part is None:
-                part = kept[key] = self._part(family, values(key))
-            if type(value) is int and 0 <= value < 1_000_000:
-                lines.append(f"{part}{value}.0\n")
-            else:
-                lines.append(f"{part}{number(value)}\n")
+        kept = self._kept[family] = {
+            key: kept[key] if key in kept else make(key) for key in order(mapping.keys())}
+        return kept
 
-    def _histograms(self, out: dict[str, list[str]], family: str, items: Iterable[tuple],
-                    values: Callable[[tuple], Iterable[str]], les: tuple[str, ...]) -> None:
-        """Histogram samples: cumulative buckets, then _count and _sum, as add_metric does."""
+    def _counters(self, out: dict[str, str], family: str, mapping: dict,
+                  values: Callable[[tuple], Iterable[str]], order: Callable = sorted) -> None:
+        """Counter or gauge samples by key; `values(key)`: the label values after `node`."""
+        last = self._last.get(family)
+        if last is not None and last[0] == mapping:
+            if last[1]:
+                out[family] = last[1]
+            return
         kept = self._kept[family]
-        lines = out[family]
+        if kept.keys() != mapping.keys():
+            kept = self._order(family, mapping, lambda k: self._part(family, values(k)), order)
+        text = "".join([
+            f"{p}{v}.0\n" if type(v) is int and 0 <= v < 1_000_000 else f"{p}{number(v)}\n"
+            for p, v in zip(kept.values(), map(mapping.__getitem__, kept), strict=True)])
+        self._last[family] = (mapping, text)
+        if text:
+            out[family] = text
+
+    def _one(self, out: dict[str, str], family: str, value) -> None:
+        """The one sample of a family labelled by `node` only."""
+        kept = self._kept[family]
+        part = kept.get(())
+        if part is None:
+            part = kept[()] = self._part(family, ())
+        out[family] = f"{part}{number(value)}\n"
+
+    def _top(self, out: dict[str, str], top: list[tuple[str, int]]) -> None:
+        kept = self._kept["top"]
+        kept = self._kept["top"] = {piece: kept.get(piece) or self._part("top", (piece,))
+                                    for piece, _ in top}
+        if top:
+            out["top"] = "".join([f"{kept[piece]}{number(count)}\n" for piece, count in top])
+
+    def _histograms(self, out: dict[str, str], family: str, mapping: dict,
+                    values: Callable[[tuple], Iterable[str]], les: tuple[str, ...],
+                    order: Callable = sorted) -> None:
+        """Histogram samples: cumulative buckets, then _count and _sum, as add_metric does."""
+        last = self._last.get(family)
+        if last is not None and last[0] == mapping:
+            if last[1]:
+                out[family] = last[1]
+            return
+        kept = self._kept[family]
+        if kept.keys() != mapping.keys():
+            kept = self._order(family, mapping, lambda k: self._hist_parts(family, values(k), les),
+                               order)
+        before, now = self._last_hist[family], {}
+        for key, parts in kept.items():
+            hist = mapping[key]
+            old = before.get(key)
+            if old is None or old[0] != hist:
+                old = (hist, _histogram(parts, hist))
+            now[key] = old
+        self._last_hist[family] = now
+        text = "".join([text for _, text in now.values()])
+        self._last[family] = (mapping, text)
+        if text:
+            out[family] = text
+
+    def _hist_parts(self, family: str, values: Iterable[str],
+                    les: tuple[str, ...]) -> tuple[tuple[str, ...], str, str]:
         base, names = self._names[family]
-        for key, (counts, total) in items:
-            parts = kept.get(key)
-            if parts is None:
-                shown_values = list(values(key))
-                buckets = tuple(
-                    series(f"{base}_bucket", ("node", *names, "le"), (self.node, *shown_values, le))
-                    for le in les)
-                parts = kept[key] = (buckets,
-                                     series(f"{base}_count", ("node", *names),
-                                            (self.node, *shown_values)),
-                                     series(f"{base}_sum", ("node", *names),
-                                            (self.node, *shown_values)))
-            buckets, count_part, sum_part = parts
-            cumulative = list(accumulate(counts))
-            pairs = zip(buckets, cumulative, strict=True)
-            if (type(cumulative[-1]) is int and cumulative[-1] < 1_000_000
-                    and min(cumulative) >= 0):
-                lines.extend([f"{p}{c}.0\n" for p, c in pairs])
-            else:
-                lines.extend([f"{p}{number(c)}\n" for p, c in pairs])
-            lines.append(f"{count_part}{number(cumulative[-1])}\n")
-            lines.append(f"{sum_part}{number(total)}\n")
+        values = (self.node, *values)
+        names = ("node", *names)
+        return (tuple(series(f"{base}_bucket", (*names, "le"), (*values, le)) for le in les),
+                series(f"{base}_count", names, values), series(f"{base}_sum", names, values))
 
 
 SIZE_LE = le_values(SIZE_BUCKETS)
 DURATION_LE = le_values(DURATION_BUCKETS)
 HOUSE_LE = le_values(HOUSE_BUCKETS)
+
+
+def _histogram(parts: tuple[tuple[str, ...], str, str], hist: tuple[list, float]) -> str:
+    """One histogram's lines from its kept parts and its (bucket counts, sum)."""
+    buckets, count_part, sum_part = parts
+    counts, total = hist
+    cumulative = list(accumulate(counts))
+    pairs = zip(buckets, cumulative, strict=True)
+    count = cumulative[-1]
+    if type(count) is int and count < 1_000_000 and min(cumulative) >= 0:
+        lines = [f"{p}{c}.0\n" for p, c in pairs]
+        lines.append(f"{count_part}{count}.0\n")
+    else:
+        lines = [f"{p}{number(c)}\n" for p, c in pairs]
+        lines.append(f"{count_part}{number(count)}\n")
+    lines.append(f"{sum_part}{number(total)}\n")
+    return "".join(lines)
+
+
+def _by_metric(mapping: dict[tuple, object]) -> dict[str, dict[tuple, object]]:
+    """Housekeeping keys (metric, *labels) grouped by metric."""
+    out: dict[str, dict[tuple, object]] = {}
+    for key, value in mapping.items():
+        out.setdefault(key[0], {})[key] = value
+    return out
 
 
 def _same(key: tuple) -> tuple:
