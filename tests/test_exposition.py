@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import random
 import urllib.request
 import zlib
 
@@ -10,10 +11,17 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_families
 from prometheus_client.parser import text_string_to_metric_families as text_families
+from prometheus_client.utils import floatToGoString
 
 from exporter.collector import LogCollector
 from exporter.exposition import Gzip
+from exporter.nodetext import number
 from exporter.report import build_states
+from exporter.runner import NodeRunner
+from exporter.satellites import SATELLITES, encode_node_id
+from exporter.simulate.loggen import LogGenerator
+from exporter.state import NodeState
+from logstream.source import Source
 from tests.conftest import FIXTURES, total, wait_for
 
 LOGS = sorted(p.name for p in (FIXTURES / "logs").glob("*.log"))
@@ -117,3 +125,103 @@ def test_no_log_nodes_still_gives_the_family_headers():
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     assert collector.text() == generate_latest(registry).decode()
+
+
+def _registry(collector: LogCollector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+@pytest.mark.parametrize("value", [
+    0, 1, 7, 999_999, 1_000_000, 1_000_001, 1_234_567, 10**7, 123_456_789_012, 10**15 - 1,
+    10**15, 10**15 + 1, 2**53 + 1, 10**16, 10**18, -1, -999_999, -10**7, -2**60,
+    0.0, -0.0, 0.1, 1e-7, 2.5, 123456.7, 999999.9999999999, 1e6, 1.5e6, 3.25e15, 1e16, 1e20,
+    -1.5, -1e7, 1e-300, 1.7976931348623157e308, True,
+])
+def test_number_is_floatToGoString(value):
+    assert number(value) == floatToGoString(value)
+
+
+def test_number_of_many_ints_and_floats_is_floatToGoString():
+    rng = random.Random(15)
+    for digits in range(1, 20):
+        for _ in range(200):
+            n = rng.randrange(10 ** (digits - 1), 10**digits)
+            assert number(n) == floatToGoString(n), n
+            f = n / rng.choice((1, 3, 7, 1000, 2**20))
+            assert number(f) == floatToGoString(f), f
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 10**400])
+def test_number_refuses_what_is_not_a_finite_number(value):
+    with pytest.raises((ValueError, OverflowError)):
+        number(value)
+
+
+def test_text_follows_every_change_byte_identical():
+    """Lines fed in rounds (new series, new histograms, housekeeping lines, unchanged
+    families between rounds): after every round the text equals generate_latest."""
+    runners = []
+    gens = [LogGenerator(era="v1.146", seed=15 + i, started=True) for i in range(2)]
+    for i in range(2):
+        source = Source()
+        source.stats.up = True
+        runners.append(NodeRunner(f"n{i}", source, NodeState(f"n{i}")))
+    collector = LogCollector(runners)
+    registry = _registry(collector)
+    start = 1_760_000_000.0
+    for round_ in range(40):
+        for runner, gen in zip(runners, gens, strict=True):
+            count = 1 if round_ % 3 else 60
+            runner.state.feed([x.rstrip("\n") for x in gen.lines(count, start=start)], None)
+            runner.source.stats.bytes_read += count * 200
+        if round_ % 5 == 4:  # a scrape where nothing changed
+            assert collector.text() is collector.text()
+        assert collector.text() == generate_latest(registry).decode(), f"round {round_}"
+        start += 30
+
+
+def test_a_satellite_named_later_is_shown_by_its_name():
+    """A satellite ID the built-in table does not know is its own label value until the node
+    API names it; the kept label parts follow."""
+    sat = encode_node_id(bytes(range(32, 64)))
+    line = ('2025-12-21T15:18:59Z\tINFO\tpiecestore\tuploaded\t{"process": "storagenode", '
+            '"piece_id": "BNERV6D3IQGORXMICYMR6FGFMLOVV6MUB3XMM6IRXDJBVDPJZ2KQ", '
+            f'"satellite_id": "{sat}", "action": "PUT", "remote_address": "172.17.0.1:41080", '
+            '"size": 4096}')
+    state = NodeState("n1")
+    state.feed([line], None)
+    collector = LogCollector([NodeRunner("n1", Source(), state)])
+    registry = _registry(collector)
+    assert f'satellite="{sat}"' in collector.text()
+    SATELLITES.learn(sat, "later.example.com:7777")
+    state.feed([line], None)
+    text = collector.text()
+    assert f'satellite="{sat}"' not in text and 'satellite="later"' in text
+    assert text == generate_latest(registry).decode()
+
+
+@pytest.mark.parametrize("poison", ["huge", "inf", "nan"])
+def test_a_node_that_cannot_be_written_is_left_out_of_the_text(poison, caplog):
+    """As collect() does (tests/test_poison.py): a value that is not a finite number drops
+    that node's block with one log line, the other nodes are written; fixed, it is back."""
+    runners = []
+    for name in ("bad", "good"):
+        state = NodeState(name)
+        state.feed([(FIXTURES / "logs" / "v1.146.log").read_text().splitlines()[0]], None)
+        runners.append(NodeRunner(name, Source(), state))
+    bad = runners[0].state
+    if poison == "huge":
+        bad.lines["info"] = 10**400
+    else:
+        bad.sizes["PUT"].sum = float(poison)
+    collector = LogCollector(runners)
+    for _ in range(3):
+        bad.unparsed += 1  # changed: written again, logged once
+        text = collector.text()
+    assert 'node="good"' in text and 'node="bad"' not in text
+    assert len([r for r in caplog.records if "node bad" in r.getMessage()]) == 1
+    bad.lines["info"] = 1
+    bad.sizes["PUT"].sum = 0.0
+    assert 'node="bad"' in collector.text()
