@@ -1,4 +1,7 @@
-"""Renders every node's log state as fresh metric families at scrape time.
+"""Renders every node's log state at scrape time: as text for a text-format /metrics scrape
+(`LogCollector.text`, each node's block by its exporter/nodetext.py writer, kept while the node
+is unchanged), as fresh metric families for prometheus_client (`collect`: OpenMetrics scrapes,
+`report --format prometheus`, backfill). Both give the same samples (tests/test_exposition.py).
 
 Each node is rendered on its own and checked before its samples join the scrape: a value
 that is not a finite number (it cannot come from a log line, see exporter/parser.py, but a

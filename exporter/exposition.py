@@ -1,11 +1,12 @@
-"""The text exposition of the log metrics, written directly and cached per node (issue 15).
+"""The /metrics body of a text-format scrape: the log families as text, then the registry.
 
 prometheus_client spends ~13 µs a sample turning metric families into text; at 50 nodes
-(~23k samples) that is most of a scrape. The log families are therefore written here, in the
-byte-identical format of `prometheus_client.generate_latest` (labels sorted by name, values
-by `floatToGoString`, label values escaped the same way), one text block per node and family
-that the collector keeps until that node's state changes. Everything else on /metrics (build
-info, process, node API, geo) still comes from the registry.
+(~28k samples) that is most of a scrape. The log families are therefore written directly
+(exporter/nodetext.py, one block per node and family that the collector keeps until that
+node's state changes) in the byte-identical format of `prometheus_client.generate_latest`,
+and joined here under their headers. Everything else on /metrics (build info, process, node
+API, geo) still comes from the registry, and OpenMetrics-only clients get prometheus_client's
+own path (exporter/http.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from collections.abc import Iterable
 
 from prometheus_client.core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
-from prometheus_client.utils import floatToGoString
 
 #: what Prometheus-text clients get (the type prometheus_client answers text/plain;version=0.0.4
 #: with); OpenMetrics-only clients fall back to prometheus_client's own path (exporter/http.py)
@@ -24,41 +24,11 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 GZIP_LEVEL = 1  # ~6x faster than gzip's default 9 on a 2 MB exposition, ~15 % larger
 
 
-def _escape(value: str) -> str:
-    if '"' in value or "\\" in value or "\n" in value:
-        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-    return value
-
-
-def _value(value: float) -> str:
-    """floatToGoString, with the common case (a small non-negative int) short-cut."""
-    if type(value) is int and 0 <= value < 1_000_000:
-        return f"{value}.0"
-    return floatToGoString(value)
-
-
 def header(family: Metric) -> str:
     """The HELP and TYPE lines of a family, named as the text format names it."""
     name = family.name + "_total" if family.type == "counter" else family.name
     doc = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
     return f"# HELP {name} {doc}\n# TYPE {name} {family.type}\n"
-
-
-def samples(family: Metric) -> str:
-    """The sample lines of a family (counters, gauges and histograms without _created)."""
-    out = []
-    keys: tuple = ()
-    order: list[str] = []
-    for name, labels, value, stamp, *_ in family.samples:
-        if labels:
-            if tuple(labels) != keys:  # the label names of a family rarely change
-                keys = tuple(labels)
-                order = sorted(keys)
-            text = ",".join([f'{k}="{_escape(labels[k])}"' for k in order])
-            name = f"{name}{{{text}}}"
-        stamp = "" if stamp is None else f" {int(float(stamp) * 1000):d}"
-        out.append(f"{name} {_value(value)}{stamp}\n")
-    return "".join(out)
 
 
 def join(template: dict[str, Metric], blocks: Iterable[dict[str, str]]) -> str:
