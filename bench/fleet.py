@@ -10,9 +10,14 @@ waits until every line is counted, then measures over `--idle-seconds` with no w
 /metrics as Prometheus asks (OpenMetrics, gzip): p50/p99 latency, samples, bytes, RSS after.
 mtail (if installed) follows the same logs with bench/storagenode.mtail and is measured the
 same way; its program has no node label, so its exposition stays one node's size.
+`--changed N` then appends N lines to every log before each of `--scrapes` more scrapes (a
+busy fleet: every node's block is written again), waits `--changed-wait` seconds for the
+exporter to read them and times the scrape; the scrape's bytes_read shows whether every node
+had read its lines (the p50/p99 count only such scrapes). bench/scrape_changed.py measures
+the same in one process, without HTTP and the tailers.
 
     python3 bench/fleet.py [--nodes 1,10,50] [--history 5000] [--idle-seconds 10]
-                           [--scrapes 30] [--skip-mtail]
+                           [--scrapes 30] [--skip-mtail] [--changed 20 [--changed-wait 1.5]]
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ GOAL_IDLE_PERCENT = 0.5
 PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
                      "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
 _LINES = re.compile(r"^storagenode_log_lines_total\{([^}]*)\} (\S+)$", re.M)
+_READ = re.compile(r'^storagenode_log_source_bytes_read_total\{node="([^"]*)"\} (\S+)$', re.M)
 
 
 def threads(pid: int) -> int:
@@ -68,14 +74,34 @@ def lines_counted(port: int) -> float:
     return sum(float(v) for _, v in _LINES.findall(scrape(port)[1].decode(errors="replace")))
 
 
-def write_history(logs: list[Path], lines: int) -> int:
-    total = 0
+def write_history(logs: list[Path], lines: int) -> list[LogGenerator]:
+    gens = []
     for i, log in enumerate(logs):
         gen = LogGenerator(era="v1.146", seed=1000 + i, started=True)
         with open(log, "a", encoding="utf-8") as f:
             f.writelines(gen.lines(lines, start=time.time() - 3600))
-        total += lines
-    return total
+        gens.append(gen)
+    return gens
+
+
+def changed_scrapes(port: int, logs: list[Path], gens: list[LogGenerator], args) -> dict:
+    """Scrapes after `args.changed` new lines in every log: p50/p99 ms of the scrapes in which
+    every node had read its log to the end, and how many those were."""
+    times = []
+    for _ in range(args.scrapes):
+        for log, gen in zip(logs, gens, strict=True):
+            with open(log, "a", encoding="utf-8") as f:
+                f.writelines(gen.lines(args.changed))
+        time.sleep(args.changed_wait)
+        seconds, body = scrape(port)
+        read = {name: float(v) for name, v in _READ.findall(body.decode(errors="replace"))}
+        if all(read.get(f"n{i + 1}") == log.stat().st_size for i, log in enumerate(logs)):
+            times.append(seconds * 1000)
+    times.sort()
+    if not times:
+        return {"changed_n": 0}
+    return {"changed_n": len(times), "changed_p50": statistics.median(times),
+            "changed_p99": times[min(len(times) - 1, int(len(times) * 0.99))]}
 
 
 def measure(name: str, cmd: list[str], port: int, logs: list[Path], args) -> dict | None:
@@ -90,7 +116,8 @@ def measure(name: str, cmd: list[str], port: int, logs: list[Path], args) -> dic
             print(f"  {name}: {exc} (see {OUT / f'fleet-{name}.stderr'})")
             return None
         time.sleep(1.0)
-        written = write_history(logs, args.history)
+        gens = write_history(logs, args.history)
+        written = args.history * len(logs)
         deadline, last, stable = time.monotonic() + 120, -1.0, 0
         while (counted := lines_counted(port)) < written and stable < 6:
             if time.monotonic() > deadline or proc.poll() is not None:
@@ -112,6 +139,8 @@ def measure(name: str, cmd: list[str], port: int, logs: list[Path], args) -> dic
             seconds, body = scrape(port)
             times.append(seconds * 1000)
         rss, peak = memory_mib(proc.pid)
+        changed = (changed_scrapes(port, logs, gens, args)
+                   if args.changed and name.startswith("exporter") else {})
     finally:
         stop(proc)
         stderr.close()
@@ -121,7 +150,7 @@ def measure(name: str, cmd: list[str], port: int, logs: list[Path], args) -> dic
         "idle": idle, "threads": n_threads, "rss_idle": rss_idle, "rss": rss, "peak": peak,
         "p50": statistics.median(times), "p99": times[min(len(times) - 1,
                                                            int(len(times) * 0.99))],
-        "samples": samples, "bytes": len(body),
+        "samples": samples, "bytes": len(body), **changed,
     }
 
 
@@ -147,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle-seconds", type=float, default=10.0)
     ap.add_argument("--scrapes", type=int, default=30)
     ap.add_argument("--skip-mtail", action="store_true")
+    ap.add_argument("--changed", type=int, default=0,
+                    help="then scrapes after N new lines in every log (exporter only)")
+    ap.add_argument("--changed-wait", type=float, default=1.5,
+                    help="seconds between the new lines and the scrape")
     args = ap.parse_args(argv)
     make_out()
     (OUT / "fleet").mkdir(exist_ok=True)
@@ -182,6 +215,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{n:>5} {name:<9} {r['idle']:>10.2f} {r['threads']:>7} {r['rss_idle']:>8.1f} "
               f"{r['rss']:>13.1f} {r['p50']:>13.1f} {r['p99']:>7.1f} {r['samples']:>8,} "
               f"{r['bytes'] / 1024:>6.0f}")
+    if args.changed:
+        print(f"\nscrapes after {args.changed} new lines in every log ({args.scrapes} scrapes, "
+              f"{args.changed_wait:g} s after the lines; counted: every node had read them):")
+        for n, name, r in rows:
+            if r is not None and "changed_n" in r:
+                if r["changed_n"]:
+                    print(f"{n:>5} {name:<9} p50 {r['changed_p50']:.1f} ms, p99 "
+                          f"{r['changed_p99']:.1f} ms ({r['changed_n']} of {args.scrapes})")
+                else:
+                    print(f"{n:>5} {name:<9} no scrape with every node read: raise "
+                          "--changed-wait")
     print("\ngoals (issue 15):")
     for n, name, r in rows:
         if r is None or name != "exporter":
