@@ -41,10 +41,11 @@ from tests.test_dashboards import (
 
 STALE_SECONDS = 3600
 NODES = ("demo", "stale")
-# The demo's simulated log (exporter/simulate/loggen/events.py) writes no hashstore
-# compaction, amnesty (lost pieces), piece delete, gc/trash lazyfilewalker or failure lines,
-# and its retain, trash and used-space filewalker lines come at random, about one of each in
-# half a minute. So the test appends real node lines (the golden fixtures, stamped now) to
+# The demo's simulated log (exporter/simulate/loggen/) writes no piece delete, gc/trash
+# lazyfilewalker or failure lines, and its other housekeeping lines come at random: retain,
+# trash and used-space filewalker about one of each in half a minute, hashstore compactions
+# one in 15 s (any satellite and store; 5 % fail), amnesty reports one in 90 s. So the test
+# appends real node lines (the golden fixtures, stamped now) to
 # the demo's log, once before Prometheus starts and once after it scraped those (counters
 # born with their first event are only counted by increase() from the second one on).
 HOUSEKEEPING_FIXTURES = ("housekeeping-v1.117.log", "housekeeping-v1.162.log")
@@ -604,10 +605,11 @@ def test_firing_alerts_leave_out_the_watchdog(live):
 
 
 def test_compaction_table_per_satellite_and_store(live):
-    """housekeeping-v1.162.log: us1/s0 compacts and reclaims 10 GiB, eu1/s1 fails (disk full)."""
+    """housekeeping-v1.162.log: us1/s0 compacts and reclaims 10 GiB, eu1/s1 fails (disk full);
+    the demo's own compactions (any satellite and store, 5 % failed) only add to these."""
     title = "Hashstore compaction per satellite and store"
     rows = table_rows(live, "storj-node", title, ("satellite", "store"))
     ok, failed = rows[("us1", "s0")], rows[("eu1", "s1")]
-    assert ok["Compactions"] >= 1 and ok["Failed"] == 0, ok
+    assert ok["Compactions"] >= 1, ok
     assert ok["Reclaimed"] >= 10 * 2**30 * 0.9, ok
-    assert failed["Failed"] >= 1 and failed["Reclaimed"] == 0, failed
+    assert failed["Failed"] >= 1, failed

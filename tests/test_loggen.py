@@ -87,8 +87,13 @@ def test_layout_and_key_style(era_lines):
         loggers.add(logger)
         data = json.loads(fields)
         if fields.count('"process"') < 2:  # lazyfilewalker subprocess lines repeat `process`
-            # separators ", " and ": ", key order as written, nothing else in between
-            assert json.dumps(data) == fields
+            # separators ", " and ": ", key order as written, nothing else in between; the
+            # hashstore's `stats` (last) is marshalled by encoding/json inside zap: compact
+            stats = data.pop("stats", None)
+            text = json.dumps(data)
+            if stats is not None:
+                text = f'{text[:-1]}, "stats": {json.dumps(stats, separators=(",", ":"))}}}'
+            assert text == fields
         first_key = next(iter(data))
         if logger is None:  # updater lines have no logger column
             assert message in {"Downloading versions.", "Current binary version",
@@ -204,9 +209,11 @@ def test_no_started_lines_when_asked():
 def test_exact_counts_for_a_fixed_seed():
     gen = LogGenerator(era="v1.146", seed=42)
     lines = list(gen.lines(10_000, start=START))
+    # 13 of the 10,000 lines are hashstore/amnesty lines (loggen/hashstore.py, their own
+    # random stream): the same transfers as before them, the last few pushed past the end.
     assert gen.transfer_counts() == {
-        ("GET", "success"): 1968, ("GET", "canceled"): 156, ("GET", "failed"): 42,
-        ("PUT", "success"): 1554, ("PUT", "canceled"): 268, ("PUT", "failed"): 44,
+        ("GET", "success"): 1961, ("GET", "canceled"): 156, ("GET", "failed"): 42,
+        ("PUT", "success"): 1552, ("PUT", "canceled"): 268, ("PUT", "failed"): 43,
         ("GET_REPAIR", "success"): 356, ("GET_REPAIR", "canceled"): 3,
         ("GET_REPAIR", "failed"): 20,
         ("PUT_REPAIR", "success"): 211, ("PUT_REPAIR", "canceled"): 28,

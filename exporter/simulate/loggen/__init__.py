@@ -15,6 +15,8 @@ API (small on purpose):
     gen.transfer_counts()  # {(action, result): n} of finished transfers handed out
     gen.transfer_counts(by_satellite=True)  # {(satellite short name, action, result): n}
     gen.event_counts()     # {event name (exporter.events naming): n}
+    gen.hashstore_counts() # {("compactions", satellite, store, result) | ("lost_pieces", satellite)
+                           #  | ("lost_pieces_failures", satellite): n}
     write_file(path, count, era=..., seed=..., started=True, start=None) -> LogGenerator
 
     python -m exporter.simulate.loggen --era v1.99 --lines 1000000 --seed 42 [--no-started]
@@ -33,8 +35,11 @@ level they do not, and their started lines stay unmatched, as on a real node.
 
 Mix (performance-anchors.md B.1): actions GET 45 %, PUT 38 %, GET_REPAIR 8 %,
 PUT_REPAIR 5 %, GET_AUDIT 4 %; satellites us1/eu1/ap1/saltlake 45/30/15/10 %; ~3 % of the
-lines are other events. Transfers overlap: arrivals are a Poisson process and each transfer
-finishes after its own duration, so several are in flight and lines interleave.
+lines are other events; from v1.146 also hashstore compactions, their failures, recovery after
+an unclean shutdown and amnesty reports (loggen/hashstore.py, ~0.1 % of the lines, their own
+random stream so the transfer lines stay the same). Transfers overlap: arrivals are a Poisson
+process and each transfer finishes after its own duration, so several are in flight and lines
+interleave.
 """
 from exporter.simulate.loggen.cli import counts_json, main, write_file
 from exporter.simulate.loggen.eras import ACTIONS, ERAS, SATELLITES, Era

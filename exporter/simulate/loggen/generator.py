@@ -38,6 +38,7 @@ from exporter.simulate.loggen.errors import (
     _Err,
 )
 from exporter.simulate.loggen.events import OtherEvents
+from exporter.simulate.loggen.hashstore import HashstoreEvents
 
 _first, _second = itemgetter(0), itemgetter(1)
 # Standard normal quantiles: a table lookup is ~5x cheaper than random.gauss().
@@ -50,7 +51,7 @@ _B32 = bytes.maketrans(bytes(range(256)), b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" * 
 _B32_LAST = bytes.maketrans(bytes(range(256)), b"AQ" * 128)
 
 
-class LogGenerator(OtherEvents):
+class LogGenerator(OtherEvents, HashstoreEvents):
     """A simulated node's log: transfers in flight, finishing out of order, plus the other
     events a node writes. Deterministic for a given (era, seed, options, call sequence)."""
 
@@ -151,6 +152,7 @@ class LogGenerator(OtherEvents):
         self._p_other = OTHER_SHARE / (1 - OTHER_SHARE) * transfer_lines / 1.2
         self._lines_per_arrival = transfer_lines / (1 - OTHER_SHARE)
         self._lambda = lines_per_second / self._lines_per_arrival
+        self._hs_setup(seed, sum(w for w, _ in self._others))
 
     # ---- public ------------------------------------------------------------------------
 
@@ -252,6 +254,7 @@ class LogGenerator(OtherEvents):
             return
         self._next_arrival = to
         self._heap = [(t + delta, s, tr) for t, s, tr in self._heap]  # order is kept
+        self._hs_shift(delta)
 
     def _step(self, out: list) -> None:
         """Process the earliest pending event: a transfer finishing or a new arrival."""
@@ -396,6 +399,8 @@ class LogGenerator(OtherEvents):
         if rnd() < self._p_other:
             fn = self._others[bisect(self._others_cum, rnd())][1]
             fn(t, out)
+        if t >= self._hs_next:  # hashstore/amnesty lines (v1.146+), their own random stream
+            self._hashstore(t, out)
 
     def _finish(self, t: float, tr: list, out: list) -> None:
         action, sat_i, piece, remote, offset, size, result, error, head = tr
