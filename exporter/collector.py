@@ -37,6 +37,7 @@ from exporter.nodetext import (
     events,
     house,
     levels,
+    series_names,
     shown,
 )
 from exporter.runner import NodeRunner
@@ -97,7 +98,7 @@ class LogCollector:
                     writer = self._writers.get(runner.name)
                     if writer is None or writer[0] is not runner.state:
                         writer = self._writers[runner.name] = (
-                            runner.state, NodeText(runner.name, TEMPLATE))
+                            runner.state, NodeText(runner.name, NAMES))
                     text = self._guarded(runner, lambda r=runner, w=writer[1]: w.write(
                         r.state.snapshot(), r.source.stats, clock))
                     cached = self._cache[runner.name] = (key, probe, text or {})
@@ -276,6 +277,7 @@ def _families() -> dict[str, Metric]:
 
 #: the families' names, help and labels: the headers of the text and NodeText's series names
 TEMPLATE = _families()
+NAMES = series_names(TEMPLATE)
 
 
 def _render(runner: NodeRunner, snap: dict, f: dict[str, Metric], clock: TimestampCache) -> None:

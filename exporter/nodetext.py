@@ -40,6 +40,11 @@ def le_values(bounds: tuple[float, ...]) -> tuple[str, ...]:
     return (*(repr(float(bound)) for bound in bounds), "+Inf")
 
 
+def le_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """The `le` labels of a histogram's bucket lines."""
+    return tuple(f'le="{le}"' for le in le_values(bounds))
+
+
 def events(snap: dict) -> dict[str, int]:
     """The event counters, every known event shown (at 0 before its first line)."""
     return {**dict.fromkeys(EVENT_NAMES, 0), **snap["events"]}
@@ -103,6 +108,13 @@ def series(name: str, names: Iterable[str], values: Iterable[str]) -> str:
     return f"{name}{{{labels}}} " if labels else f"{name} "
 
 
+def series_names(template: dict[str, Metric]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Family key -> (its sample name, or a histogram's base name; label names after
+    `node`), from the families of exporter/collector.py (their label order)."""
+    return {key: (f.name + "_total" if f.type == "counter" else f.name, tuple(f._labelnames[1:]))
+            for key, f in template.items()}
+
+
 def _in_actions(keys: Iterable[str]) -> tuple[str, ...]:
     return ACTIONS  # sizes and in-flight: every action, in this order (a missing one raises)
 
@@ -115,18 +127,16 @@ class NodeText:
     write). The kept parts are bounded by the state's keys (exporter/state.py caps them); of
     the top pieces, whose IDs come and go, only the current ones are kept."""
 
-    def __init__(self, node: str, template: dict[str, Metric]) -> None:
+    def __init__(self, node: str, names: dict[str, tuple[str, tuple[str, ...]]]) -> None:
         self.node = node
-        #: family key -> (sample name or histogram base name, label names after `node`)
-        self._names = {key: (f.name + "_total" if f.type == "counter" else f.name,
-                             tuple(f._labelnames[1:])) for key, f in template.items()}
-        self._kept: dict[str, dict] = {key: {} for key in template}
+        self._names = names  # series_names() of the families, shared by every node
+        self._kept: dict[str, dict] = {key: {} for key in names}
         self._sats: dict[str, str] = {}  # satellite ID -> the name in the kept parts
         #: family -> (its values last written, that text): an unchanged family is not written
         #: again (equal numbers give equal text; -0.0 cannot come from a state)
         self._last: dict[str, tuple[dict, str]] = {}
         #: histogram family -> {key: ((counts, sum), text)}: the same per histogram
-        self._last_hist: dict[str, dict] = {key: {} for key in template}
+        self._last_hist: dict[str, dict] = {key: {} for key in names}
 
     def write(self, snap: dict, stats, clock: TimestampCache) -> dict[str, str]:
         """Family key -> this node's sample lines, for the families it has samples of."""
@@ -145,8 +155,8 @@ class NodeText:
         counters(out, "egress", {k: v for k, v in moved.items() if k[1] not in INGRESS_ACTIONS},
                  by_sat)
         counters(out, "requested", snap.get("requested", {}), by_sat)
-        self._histograms(out, "sizes", snap["sizes"], _one, SIZE_LE, _in_actions)
-        self._histograms(out, "durations", snap["durations"], _same, DURATION_LE)
+        self._histograms(out, "sizes", snap["sizes"], _one, _SIZE_LABELS, _in_actions)
+        self._histograms(out, "durations", snap["durations"], _same, _DURATION_LABELS)
         counters(out, "errors", snap["errors"], _same)
         counters(out, "in_flight", snap["in_flight"], _one, _in_actions)
         one(out, "expired", snap["starts_expired"])
@@ -169,7 +179,7 @@ class NodeText:
         for metric, values in _by_metric(house(snap)).items():
             counters(out, f"house_{metric}", values, shown_house)
         for metric, hists in _by_metric(snap["house_hists"]).items():
-            self._histograms(out, f"house_{metric}", hists, shown_house, HOUSE_LE)
+            self._histograms(out, f"house_{metric}", hists, shown_house, _HOUSE_LABELS)
         return out
 
     def _sat(self, sat: str) -> str:
@@ -232,47 +242,59 @@ class NodeText:
             return
         kept = self._kept[family]
         if kept.keys() != mapping.keys():
-            kept = self._order(family, mapping, lambda k: self._hist_parts(family, values(k), les),
+            kept = self._order(family, mapping, lambda k: self._hist_parts(family, values(k)),
                                order)
-        before, now = self._last_hist[family], {}
+        before = self._last_hist[family] if last is not None else {}
+        previous = last[1] if last is not None else ""
+        now, pieces, at = {}, [], 0
         for key, parts in kept.items():
             hist = mapping[key]
             old = before.get(key)
-            if old is None or old[0] != hist:
-                old = (hist, _histogram(parts, hist))
-            now[key] = old
+            if old is not None and old[0] == hist:  # unchanged: its text out of the last one
+                piece = previous[old[1]:old[2]]
+            else:
+                piece = _histogram(parts, les, hist)
+            now[key] = (hist, at, at + len(piece))
+            at += len(piece)
+            pieces.append(piece)
         self._last_hist[family] = now
-        text = "".join([text for _, text in now.values()])
+        text = "".join(pieces)
         self._last[family] = (mapping, text)
         if text:
             out[family] = text
 
-    def _hist_parts(self, family: str, values: Iterable[str],
-                    les: tuple[str, ...]) -> tuple[tuple[str, ...], str, str]:
+    def _hist_parts(self, family: str, values: Iterable[str]) -> tuple[str, str, str, str]:
+        """The text before and after the `le` label of the bucket lines, and the parts of
+        the _count and _sum lines."""
         base, names = self._names[family]
         values = (self.node, *values)
         names = ("node", *names)
-        return (tuple(series(f"{base}_bucket", (*names, "le"), (*values, le)) for le in les),
+        pairs = sorted(zip((*names, "le"), (*values, ""), strict=True), key=lambda kv: kv[0])
+        at = [k for k, _ in pairs].index("le")
+        head = [f'{k}="{_escape(str(v))}",' for k, v in pairs[:at]]
+        tail = [f',{k}="{_escape(str(v))}"' for k, v in pairs[at + 1:]]
+        return (f"{base}_bucket{{{''.join(head)}", f"{''.join(tail)}}} ",
                 series(f"{base}_count", names, values), series(f"{base}_sum", names, values))
 
 
-SIZE_LE = le_values(SIZE_BUCKETS)
-DURATION_LE = le_values(DURATION_BUCKETS)
-HOUSE_LE = le_values(HOUSE_BUCKETS)
+SIZE_LE, DURATION_LE, HOUSE_LE = map(le_values, (SIZE_BUCKETS, DURATION_BUCKETS, HOUSE_BUCKETS))
+_SIZE_LABELS, _DURATION_LABELS, _HOUSE_LABELS = map(
+    le_labels, (SIZE_BUCKETS, DURATION_BUCKETS, HOUSE_BUCKETS))
 
 
-def _histogram(parts: tuple[tuple[str, ...], str, str], hist: tuple[list, float]) -> str:
-    """One histogram's lines from its kept parts and its (bucket counts, sum)."""
-    buckets, count_part, sum_part = parts
+def _histogram(parts: tuple[str, str, str, str], les: tuple[str, ...],
+               hist: tuple[list, float]) -> str:
+    """One histogram's lines from its kept parts, its `le` labels and (bucket counts, sum)."""
+    head, tail, count_part, sum_part = parts
     counts, total = hist
     cumulative = list(accumulate(counts))
-    pairs = zip(buckets, cumulative, strict=True)
+    pairs = zip(les, cumulative, strict=True)
     count = cumulative[-1]
     if type(count) is int and count < 1_000_000 and min(cumulative) >= 0:
-        lines = [f"{p}{c}.0\n" for p, c in pairs]
+        lines = [f"{head}{le}{tail}{c}.0\n" for le, c in pairs]
         lines.append(f"{count_part}{count}.0\n")
     else:
-        lines = [f"{p}{number(c)}\n" for p, c in pairs]
+        lines = [f"{head}{le}{tail}{number(c)}\n" for le, c in pairs]
         lines.append(f"{count_part}{number(count)}\n")
     lines.append(f"{sum_part}{number(total)}\n")
     return "".join(lines)
