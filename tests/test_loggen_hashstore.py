@@ -133,12 +133,15 @@ def test_the_demo_exporter_counts_compactions(tmp_path):
     compacts stores that never did. Lost pieces come rarer (on average one report in 18 s
     at this rate, randomly seeded), so they are not waited for here."""
     port, api = free_port(), free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "demo", "--web.listen-address",
-         f"127.0.0.1:{port}", "--api.port", str(api), "--dir", str(tmp_path), "--rate", "200"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = tmp_path / "demo.err"  # a file, not a pipe nobody reads (a full pipe blocks it)
+    with err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "demo", "--web.listen-address",
+             f"127.0.0.1:{port}", "--api.port", str(api), "--dir", str(tmp_path / "demo"),
+             "--rate", "200"], stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         def counted():
+            assert proc.poll() is None, err.read_text()
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
                                             timeout=5) as response:
@@ -148,6 +151,7 @@ def test_the_demo_exporter_counts_compactions(tmp_path):
             done = total(samples, "storagenode_hashstore_compactions_total")
             return samples if done > 0 else None
 
+        # the generator's first compaction finishes within 24 s at this rate (200 seeds)
         samples = wait_for(counted, timeout=60, interval=1.0, what="demo compactions")
         assert total(samples, "storagenode_events_total", event="compaction_finished") > 0
         assert total(samples, "storagenode_hashstore_compaction_duration_seconds_count") > 0

@@ -30,7 +30,9 @@ class OtherEvents:
         return json.dumps({self.era.process_key: process, **dict(pairs)})
 
     def _line(self, t: float, level: str, logger: str | None, msg: str, fields: str,
-              event: str | None, sat: str | None = None) -> tuple[str, tuple]:
+              event: str | None, sat: str | tuple | None = None) -> tuple[str, tuple]:
+        """The line and its tag; `sat` is the satellite's short name, or for hashstore lines
+        what the line counts (HashstoreEvents.hashstore_counts)."""
         ts = self._ts(t)
         if logger is None:
             line = f"{ts}\t{level}\t{msg}\t{fields}\n"

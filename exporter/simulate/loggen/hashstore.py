@@ -110,6 +110,7 @@ class HashstoreEvents:
     era: Era
     _lambda: float
     _p_other: float
+    _counts: dict[tuple, int]
 
     def _hs_setup(self, seed: int, other_weight: float) -> None:
         """Called once the generator's rates are known; no hashstore before snake_case."""
@@ -131,7 +132,6 @@ class HashstoreEvents:
                            for i in range(len(SATELLITES)) for s in STORES}
         self._hs_pending: list[tuple[float, int, str]] = []  # (when, satellite, store)
         self._hs_new = math.inf
-        self._hs_counts: dict[tuple[str, ...], int] = {}
 
     def _hs_shift(self, delta: float) -> None:
         """The clock jumped: the waits move with it."""
@@ -162,14 +162,19 @@ class HashstoreEvents:
         rate = self._lambda * self._hs_share * self._hs_weight
         return self._hs_rng.expovariate(rate) if rate > 0 else math.inf
 
-    def _hs_count(self, *key: str, n: int = 1) -> None:
-        self._hs_counts[key] = self._hs_counts.get(key, 0) + n
-
     def hashstore_counts(self) -> dict[tuple[str, ...], int]:
-        """What the hashstore/amnesty lines handed out so far say, keyed as the exporter's
+        """What the hashstore/amnesty lines handed out so far count, keyed as the exporter's
         housekeeping metrics: ("compactions", satellite short name, store, result),
-        ("lost_pieces", satellite), ("lost_pieces_failures", satellite)."""
-        return dict(getattr(self, "_hs_counts", {}))
+        ("lost_pieces", satellite), ("lost_pieces_failures", satellite). A line carries its
+        key in the last place of its tag (where transfers have the satellite), so only the
+        lines handed out count, as for the generator's other counts."""
+        out: dict[tuple[str, ...], int] = {}
+        for (_, kind, _, key), n in self._counts.items():
+            if kind == "event" and isinstance(key, tuple):
+                if key[0] == "lost_pieces":  # ("lost_pieces", satellite, piece count)
+                    key, n = key[:2], n * key[2]
+                out[key] = out.get(key, 0) + n
+        return out
 
     def _hs_sat(self) -> int:
         return bisect(self._hs_sat_cum, self._hs_rng.random())
@@ -210,11 +215,11 @@ class HashstoreEvents:
                      f"required, {need // 2} free")
             out.append(self._line(t, "INFO", "hashstore", "finished compaction",
                                   f'{head}, "error": {json.dumps(error)}, '
-                                  f'"stats": {st.stats(today)}}}', "compaction_finished", short))
+                                  f'"stats": {st.stats(today)}}}', "compaction_finished",
+                                  ("compactions", short, store, "failed")))
             out.append(self._line(t, "ERROR", "hashstore", "compaction failed",
                                   self._fields(("satellite", sat), ("error", error)),
                                   "compaction_failed", short))
-            self._hs_count("compactions", short, store, "failed")
             return
         reclaimed = int(st.reclaimable * (0.5 + 0.5 * rng.random()))
         rewritten = int(reclaimed * (0.2 + 0.8 * rng.random()))
@@ -227,8 +232,7 @@ class HashstoreEvents:
         st.last_compact = today
         out.append(self._line(t, "INFO", "hashstore", "finished compaction",
                               f'{head}, "stats": {st.stats(today)}}}', "compaction_finished",
-                              short))
-        self._hs_count("compactions", short, store, "success")
+                              ("compactions", short, store, "success")))
 
     def _hs_amnesty(self, t: float, out: list) -> None:
         rng = self._hs_rng
@@ -237,15 +241,13 @@ class HashstoreEvents:
         count = 1 + int(rng.random() ** 3 * 60)
         out.append(self._line(t, "INFO", "contact:amnesty", "sending amnesty batch to satellite",
                               self._fields(("satellite", sat), ("piece_count", count)), None,
-                              short))
-        self._hs_count("lost_pieces", short, n=count)
+                              ("lost_pieces", short, count)))
         if rng.random() < P_AMNESTY_DIAL_FAILS:
             out.append(self._line(t, "ERROR", "contact:amnesty",
                                   "failed to dial satellite for amnesty report",
                                   self._fields(("satellite", sat), ("piece_count", count),
                                                ("error", "rpc: dial tcp: i/o timeout")),
-                                  None, short))
-            self._hs_count("lost_pieces_failures", short)
+                                  None, ("lost_pieces_failures", short)))
 
     def _hs_unclean(self, t: float, out: list) -> None:
         """A store opened after a crash: reconciled, sometimes with a bad log tail."""
