@@ -78,6 +78,9 @@ def shown(metric: str, labels: Iterable[str],
 # ---- numbers and labels as prometheus_client writes them --------------------------------------
 
 
+_EXPONENT = tuple(f"e+{n - 1:02d}" for n in range(16))  # by the number of digits
+
+
 def number(value) -> str:
     """`floatToGoString(value)`, without its float() and checks for the common ints and floats;
     a value that is not a finite number raises (the collector then leaves the node out)."""
@@ -86,7 +89,8 @@ def number(value) -> str:
             return f"{value}.0"
         if 0 < value < 10**15:  # exact as a float: Go's exponent form of its digits
             digits = str(value)
-            return f"{(digits[0] + '.' + digits[1:]).rstrip('0.')}e+{len(digits) - 1:02d}"
+            tail = digits[1:].rstrip("0")
+            return f"{digits[0]}{'.' if tail else ''}{tail}{_EXPONENT[len(digits)]}"
     elif type(value) is float:
         if -math.inf < value < 1_000_000:  # finite, and repr() has no exponent to rewrite
             return repr(value)
