@@ -209,9 +209,8 @@ def parse_line(line: str) -> tuple | None:
     """Parse one line (without its trailing newline). None means "not a log line"."""
     if line[-1:] == "\r":
         line = line[:-1]
-    parts = line.split("\t")
-    n = len(parts)
-    if n == 5:  # the common layout: TS LEVEL LOGGER MESSAGE {fields}
+    parts = line.split("\t", 4)  # the common layout: TS LEVEL LOGGER MESSAGE {fields}
+    if len(parts) == 5 and "\t" not in parts[4]:  # (a long errorVerbose is not split)
         ts, level, logger, message, fields = parts
         level = LEVELS.get(level)
         if (
@@ -226,14 +225,17 @@ def parse_line(line: str) -> tuple | None:
         if logger in PIECESTORE_LOGGERS:
             kind = PIECESTORE.get(message)
             if kind is not None:
-                phase, result, shapes, _ = kind
+                phase, result, shapes, race_lost = kind
                 # Title Case keys: `{"Process"`/`{"Piece ID"`, or `"process"` v1.79-v1.99
                 m = shapes[fields[2:3] != "P" and '"Piece ID"' not in fields].search(fields)
-                if m is None or result == "failed" or result == "canceled" or shapes is _UP_STARTED:
+                if m is None or shapes is _UP_STARTED:
                     return _transfer(level, ts, kind, fields, m)
                 piece, satellite, action, size, remote = m.groups()
                 if action not in ACTIONS or len(piece) > MAX_FIELD or len(remote) > MAX_FIELD:
                     return None
+                if result == "failed" or result == "canceled":
+                    return _unfinished(level, ts, result, race_lost, action, satellite,
+                                       _size(size), piece, remote, fields)
                 return (
                     TRANSFER, level, ts, phase, result, action, satellite,
                     _size(size) if phase else None, piece, remote, None, None, None,
@@ -241,7 +243,7 @@ def parse_line(line: str) -> tuple | None:
         return _other(level, ts, logger, message, fields)
     if line[:2] == '{"':
         return _parse_json_line(line)
-    return _parse_other_layout(parts)
+    return _parse_other_layout(line.split("\t"))
 
 
 def _parse_other_layout(parts: list[str]) -> tuple | None:
@@ -304,43 +306,50 @@ _ERROR_KEY = '"error": "'
 
 
 def _error_text(fields: str) -> str | None:
-    """The raw text of the first `error`/`Error` string field (`_ERROR_RE`), found with
-    `str.find` in the usual case: the first `"error": "` is the regex's first match when
-    no other spelling comes before it and its value has no backslash."""
-    i = fields.find(_ERROR_KEY)
-    if i >= 0 and fields.find('"Error":', 0, i) < 0 and fields.find('"error":"', 0, i) < 0:
-        start = i + len(_ERROR_KEY)
-        end = fields.find('"', start)
-        if end >= 0 and fields.find("\\", start, end) < 0:
-            return fields[start:end]
+    """The raw text of the first `error`/`Error` string field (`_ERROR_RE`'s group), found
+    with `str.partition` in the usual case (cheaper than `find` or a regex search): the
+    first `"error": "` starts that match when no `rror":` comes before it (every earlier
+    match would start with `"error":`/`"Error":`, which cannot overlap it), and its value
+    is the text up to the next `"` when that holds no backslash."""
+    head, key, tail = fields.partition(_ERROR_KEY)
+    if key and 'rror":' not in head:
+        text, quote, _ = tail.partition('"')
+        if quote and "\\" not in text:
+            return text
     e = _ERROR_RE.search(fields)
     return e.group(1) if e is not None else None
 
 
-def _reason_text(fields: str) -> str | None:
-    """The raw text of the first `reason` string field (`_REASON_RE`)."""
-    if '"reason":' not in fields:  # what every match starts with
-        return None
-    r = _REASON_RE.search(fields)
-    return r.group(1) if r is not None else None
-
-
-def _reasons(result: str, fields: str, race_lost: bool,
-             reason_text: str | None) -> tuple[str, str | None, str | None]:
-    """(result, reason, event) of a failed or canceled line. A canceled line's reason is its
-    `reason` field (`reason_text`), else its `error` (the DEBUG line of a race-lost
-    transfer), else none; a race-lost line's is `race_lost`. An upload the node cut for
-    being too slow (`speed too low`, logged as `upload failed`) is a cancel with that reason."""
+def _unfinished(level: str, ts: str, result: str, race_lost: bool, action: str,
+                satellite: str, size: int | None, piece: str, remote: str,
+                fields: str) -> tuple:
+    """The tuple of a failed or canceled transfer. A canceled line's reason is its `reason`
+    field, else its `error` (the DEBUG line of a race-lost transfer), else none; a race-lost
+    line's is `race_lost`; a failed line's is its `error` (`other` without one). An upload
+    the node cut for being too slow (`speed too low`, logged as `upload failed`) is a cancel
+    with that reason. A download's `reason` may say what it sent (`_sent`)."""
+    download = action not in _UPLOADS
+    reason_text = None
+    if (download or (result == "canceled" and not race_lost)) and '"reason":' in fields:
+        r = _REASON_RE.search(fields)  # `"reason":` is what every match starts with
+        if r is not None:
+            reason_text = r.group(1)
+    event = None
     if race_lost:
-        return result, RACE_LOST, None
-    if result == "failed":
+        reason = RACE_LOST
+    elif result == "failed":
         error = _error_text(fields)
         reason = classify(error) if error is not None else "other"
         if reason == SPEED_TOO_LOW:
-            return "canceled", reason, None
-        return result, reason, classify_error_text(fields) if reason == "database" else None
-    text = reason_text if reason_text is not None else _error_text(fields)
-    return result, classify(text) if text is not None else None, None
+            result = "canceled"
+        elif reason == "database":
+            event = classify_error_text(fields)
+    else:
+        text = reason_text if reason_text is not None else _error_text(fields)
+        reason = classify(text) if text is not None else None
+    sent = _sent(reason_text) if download and reason_text else None
+    return (TRANSFER, level, ts, FINISH, result, action, satellite, size, piece, remote,
+            reason, event, sent)
 
 
 def _sent(reason: str | None) -> int | None:
@@ -367,22 +376,16 @@ def _transfer(level, ts, kind, fields: str, m: re.Match[str] | None) -> tuple | 
         remote = r.group(1) if r else ""
     if action not in ACTIONS or len(piece) > MAX_FIELD or len(remote) > MAX_FIELD:
         return None
-    reason = event = None
     if phase == START:
         a = _AVAILABLE_RE.search(fields) if action in _UPLOADS else None
         size = available_space(a.group(1)) if a else None
         return (TRANSFER, level, ts, phase, result, action, satellite, size, piece, remote,
                 None, None, None)
-    sent = None
-    if result is not None and result != "success":
-        reason_text = _reason_text(fields)
-        result, reason, event = _reasons(result, fields, race_lost, reason_text)
-        if action not in _UPLOADS:
-            sent = _sent(reason_text)
-    return (
-        TRANSFER, level, ts, phase, result, action, satellite,
-        _size(size), piece, remote, reason, event, sent,
-    )
+    if result == "success":
+        return (TRANSFER, level, ts, phase, result, action, satellite, _size(size), piece,
+                remote, None, None, None)
+    return _unfinished(level, ts, result, race_lost, action, satellite, _size(size), piece,
+                       remote, fields)
 
 
 def _transfer_json(level, ts, kind, fields: str) -> tuple | None:
