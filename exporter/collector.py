@@ -60,11 +60,12 @@ class LogCollector:
         self._failing: set[str] = set()  # nodes whose last render failed (logged once)
         self._local = threading.local()
         self._cache_lock = threading.Lock()
-        #: node name -> (state id and source stats, _probe, {family key: sample text})
+        #: node name -> (state id and source stats, _probe fields, {family key: sample text})
         self._cache: dict[str, tuple[tuple, dict, dict[str, str]]] = {}
         self._joined: str | None = None
         #: node name -> (its state, the NodeText writing it)
         self._writers: dict[str, tuple[object, NodeText]] = {}
+        self._templates: dict[tuple, tuple[str, ...]] = {}  # NodeText's, for all nodes
 
     def describe(self) -> list[Metric]:
         return []
@@ -98,10 +99,14 @@ class LogCollector:
                     writer = self._writers.get(runner.name)
                     if writer is None or writer[0] is not runner.state:
                         writer = self._writers[runner.name] = (
-                            runner.state, NodeText(runner.name, NAMES))
-                    text = self._guarded(runner, lambda r=runner, w=writer[1]: w.write(
-                        r.state.snapshot(), r.source.stats, clock))
-                    cached = self._cache[runner.name] = (key, probe, text or {})
+                            runner.state, NodeText(runner.name, NAMES, self._templates))
+                    snap = runner.state.snapshot()
+                    text = self._guarded(runner, lambda r=runner, w=writer[1], s=snap: w.write(
+                        s, r.source.stats, clock))
+                    # cached under the probe's fields of the snapshot the block shows: the
+                    # dicts NodeText keeps too (no second copy), never older than the block
+                    shown = {name: snap.get(name) for name in probe}
+                    cached = self._cache[runner.name] = (key, shown, text or {})
                     changed = True
                 blocks.append(cached[2])
             if changed:
@@ -149,9 +154,9 @@ def _checked(runner: NodeRunner, snap: dict, clock: TimestampCache) -> dict[str,
 
 def _probe(state) -> dict:
     """What tells a changed state from an unchanged one, cheaper than a snapshot: the counters
-    and the in-flight starts. The top pieces (a sort of up to 1,000, most of a snapshot's cost)
-    only change with a line, and every line changes the line or unparsed counters. Taken
-    before the snapshot, so a block is never older than the probe it is cached under."""
+    and the in-flight starts, compared with the same fields of the snapshot the cached block
+    was written from. The top pieces (a sort of up to 1,000, most of a snapshot's cost) only
+    change with a line, and every line changes the line or unparsed counters."""
     with state.lock:
         return {**state.counters(), "in_flight": dict(state.in_flight)}
 

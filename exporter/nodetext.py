@@ -78,6 +78,8 @@ def shown(metric: str, labels: Iterable[str],
 # ---- numbers and labels as prometheus_client writes them --------------------------------------
 
 
+#: label templates kept for all nodes at most (bounded by the label values of the states)
+SHARED_MAX = 100_000
 _EXPONENT = tuple(f"e+{n - 1:02d}" for n in range(16))  # by the number of digits
 
 
@@ -105,11 +107,17 @@ def _escape(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-def series(name: str, names: Iterable[str], values: Iterable[str]) -> str:
-    """`name{labels} `: the part of a sample line before its value."""
-    pairs = sorted(zip(names, values, strict=True))
-    labels = ",".join([f'{k}="{_escape(str(v))}"' for k, v in pairs])
-    return f"{name}{{{labels}}} " if labels else f"{name} "
+def template(name: str, labels: Iterable[tuple[str, str | None]]) -> tuple[str, ...]:
+    """`name{labels} ` (labels sorted by name, values escaped) cut where a label's value is
+    None (`node`, `le`): the texts before, between and after those labels."""
+    cut, text = [], f"{name}{{"
+    for i, (key, value) in enumerate(sorted(labels, key=lambda kv: kv[0])):
+        if value is None:
+            cut.append(text + ("," if i else ""))
+            text = ""
+        else:
+            text += f'{"," if i else ""}{key}="{_escape(str(value))}"'
+    return (*cut, text + "} ")
 
 
 def series_names(template: dict[str, Metric]) -> dict[str, tuple[str, tuple[str, ...]]]:
@@ -131,9 +139,13 @@ class NodeText:
     write). The kept parts are bounded by the state's keys (exporter/state.py caps them); of
     the top pieces, whose IDs come and go, only the current ones are kept."""
 
-    def __init__(self, node: str, names: dict[str, tuple[str, tuple[str, ...]]]) -> None:
+    def __init__(self, node: str, names: dict[str, tuple[str, tuple[str, ...]]],
+                 shared: dict[tuple, tuple[str, ...]]) -> None:
         self.node = node
+        self._label = f'node="{_escape(node)}"'
         self._names = names  # series_names() of the families, shared by every node
+        #: (family, label values but node) -> template(): the same for every node, so kept once
+        self._shared = shared
         self._kept: dict[str, dict] = {key: {} for key in names}
         self._sats: dict[str, str] = {}  # satellite ID -> the name in the kept parts
         #: family -> (its values last written, that text): an unchanged family is not written
@@ -190,9 +202,17 @@ class NodeText:
         name = self._sats[sat] = SATELLITES.name(sat)
         return name
 
-    def _part(self, family: str, values: Iterable[str]) -> str:
-        name, names = self._names[family]
-        return series(name, ("node", *names), (self.node, *values))
+    def _part(self, family: str, values: Iterable[str]) -> tuple[str, ...]:
+        """The template of a series: (before, after) its node label."""
+        values = tuple(values)
+        part = self._shared.get((family, values))
+        if part is None:
+            if len(self._shared) > SHARED_MAX:
+                self._shared.clear()
+            name, names = self._names[family]
+            part = self._shared[(family, values)] = template(
+                name, [("node", None), *zip(names, values, strict=True)])
+        return part
 
     def _order(self, family: str, mapping: dict, make: Callable[[object], object],
                order: Callable) -> dict:
@@ -213,9 +233,11 @@ class NodeText:
         kept = self._kept[family]
         if kept.keys() != mapping.keys():
             kept = self._order(family, mapping, lambda k: self._part(family, values(k)), order)
+        node = self._label
         text = "".join([
-            f"{p}{v}.0\n" if type(v) is int and 0 <= v < 1_000_000 else f"{p}{number(v)}\n"
-            for p, v in zip(kept.values(), map(mapping.__getitem__, kept), strict=True)])
+            f"{a}{node}{b}{v}.0\n" if type(v) is int and 0 <= v < 1_000_000
+            else f"{a}{node}{b}{number(v)}\n"
+            for (a, b), v in zip(kept.values(), map(mapping.__getitem__, kept), strict=True)])
         self._last[family] = (mapping, text)
         if text:
             out[family] = text
@@ -226,14 +248,19 @@ class NodeText:
         part = kept.get(())
         if part is None:
             part = kept[()] = self._part(family, ())
-        out[family] = f"{part}{number(value)}\n"
+        out[family] = f"{part[0]}{self._label}{part[1]}{number(value)}\n"
 
     def _top(self, out: dict[str, str], top: list[tuple[str, int]]) -> None:
+        """The top pieces: their IDs come and go, so only the current ones are kept, here."""
         kept = self._kept["top"]
-        kept = self._kept["top"] = {piece: kept.get(piece) or self._part("top", (piece,))
-                                    for piece, _ in top}
+        name, names = self._names["top"]
+        kept = self._kept["top"] = {
+            piece: kept.get(piece) or template(name, [("node", None), (names[0], piece)])
+            for piece, _ in top}
+        node = self._label
         if top:
-            out["top"] = "".join([f"{kept[piece]}{number(count)}\n" for piece, count in top])
+            out["top"] = "".join([f"{kept[piece][0]}{node}{kept[piece][1]}{number(count)}\n"
+                                  for piece, count in top])
 
     def _histograms(self, out: dict[str, str], family: str, mapping: dict,
                     values: Callable[[tuple], Iterable[str]], les: tuple[str, ...],
@@ -257,7 +284,7 @@ class NodeText:
             if old is not None and old[0] == hist:  # unchanged: its text out of the last one
                 piece = previous[old[1]:old[2]]
             else:
-                piece = _histogram(parts, les, hist)
+                piece = _histogram(parts, les, self._label, hist)
             now[key] = (hist, at, at + len(piece))
             at += len(piece)
             pieces.append(piece)
@@ -267,18 +294,18 @@ class NodeText:
         if text:
             out[family] = text
 
-    def _hist_parts(self, family: str, values: Iterable[str]) -> tuple[str, str, str, str]:
-        """The text before and after the `le` label of the bucket lines, and the parts of
-        the _count and _sum lines."""
-        base, names = self._names[family]
-        values = (self.node, *values)
-        names = ("node", *names)
-        pairs = sorted(zip((*names, "le"), (*values, ""), strict=True), key=lambda kv: kv[0])
-        at = [k for k, _ in pairs].index("le")
-        head = [f'{k}="{_escape(str(v))}",' for k, v in pairs[:at]]
-        tail = [f',{k}="{_escape(str(v))}"' for k, v in pairs[at + 1:]]
-        return (f"{base}_bucket{{{''.join(head)}", f"{''.join(tail)}}} ",
-                series(f"{base}_count", names, values), series(f"{base}_sum", names, values))
+    def _hist_parts(self, family: str, values: Iterable[str]) -> tuple[tuple[str, ...], ...]:
+        """The templates of a histogram's bucket lines (cut at le and node, in this order as
+        "le" < "node"), of its _count and of its _sum line."""
+        values = tuple(values)
+        parts = self._shared.get((family, values))
+        if parts is None:
+            base, names = self._names[family]
+            labels = [("node", None), *zip(names, values, strict=True)]
+            parts = self._shared[(family, values)] = (
+                template(f"{base}_bucket", [*labels, ("le", None)]),
+                template(f"{base}_count", labels), template(f"{base}_sum", labels))
+        return parts
 
 
 SIZE_LE, DURATION_LE, HOUSE_LE = map(le_values, (SIZE_BUCKETS, DURATION_BUCKETS, HOUSE_BUCKETS))
@@ -286,21 +313,22 @@ _SIZE_LABELS, _DURATION_LABELS, _HOUSE_LABELS = map(
     le_labels, (SIZE_BUCKETS, DURATION_BUCKETS, HOUSE_BUCKETS))
 
 
-def _histogram(parts: tuple[str, str, str, str], les: tuple[str, ...],
+def _histogram(parts: tuple[tuple[str, ...], ...], les: tuple[str, ...], node: str,
                hist: tuple[list, float]) -> str:
-    """One histogram's lines from its kept parts, its `le` labels and (bucket counts, sum)."""
-    head, tail, count_part, sum_part = parts
+    """One histogram's lines from its templates, its `le` labels, the node label and
+    (bucket counts, sum)."""
+    (b0, b1, b2), (c0, c1), (s0, s1) = parts
     counts, total = hist
     cumulative = list(accumulate(counts))
     pairs = zip(les, cumulative, strict=True)
     count = cumulative[-1]
     if type(count) is int and count < 1_000_000 and min(cumulative) >= 0:
-        lines = [f"{head}{le}{tail}{c}.0\n" for le, c in pairs]
-        lines.append(f"{count_part}{count}.0\n")
+        lines = [f"{b0}{le}{b1}{node}{b2}{c}.0\n" for le, c in pairs]
+        lines.append(f"{c0}{node}{c1}{count}.0\n")
     else:
-        lines = [f"{head}{le}{tail}{number(c)}\n" for le, c in pairs]
-        lines.append(f"{count_part}{number(count)}\n")
-    lines.append(f"{sum_part}{number(total)}\n")
+        lines = [f"{b0}{le}{b1}{node}{b2}{number(c)}\n" for le, c in pairs]
+        lines.append(f"{c0}{node}{c1}{number(count)}\n")
+    lines.append(f"{s0}{node}{s1}{number(total)}\n")
     return "".join(lines)
 
 
