@@ -108,16 +108,21 @@ def normalise_key(key: str) -> str:
     return _CAMEL.sub(r"_\1", key.replace(" ", "_")).lower()
 
 
-_KEYS: dict[str, str] = {}
+_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
-def _key(key: str) -> str:
-    """normalise_key, remembered for the few keys these lines have (bounded)."""
-    known = _KEYS.get(key)
+def _keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """normalise_key of each key, remembered by the key tuple: a message's lines nearly
+    always have the same keys in the same order (bounded: at most 256 tuples of at most 32
+    keys, emptied when full)."""
+    known = _KEYS.get(keys)
     if known is None:
-        known = normalise_key(key)
-        if len(_KEYS) < 1024:
-            _KEYS[key] = known
+        known = tuple(normalise_key(k) for k in keys)
+        if len(keys) > 32:
+            return known
+        if len(_KEYS) >= 256:
+            _KEYS.clear()
+        _KEYS[keys] = known
     return known
 
 
@@ -125,6 +130,17 @@ def _key(key: str) -> str:
 #: read by one match; any other spelling by the general loop, which sums the same parts in
 #: the same order (so the same float)
 _GO_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(\d+(?:\.\d+)?)s")
+
+
+def _duration_parts(value: str) -> float | None:
+    """The sum of the `<number><unit>` parts that make up all of `value`, left to right."""
+    total, pos = 0.0, 0
+    for m in _DURATION_PART.finditer(value):
+        if m.start() != pos:
+            return None
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    return total if pos == len(value) else None
 
 
 def duration_seconds(value: object) -> float | None:
@@ -143,13 +159,8 @@ def duration_seconds(value: object) -> float | None:
             total += float(minutes) * 60.0
         total += float(seconds) * 1.0
     else:
-        total, pos = 0.0, 0
-        for m in _DURATION_PART.finditer(value):
-            if m.start() != pos:
-                return None
-            total += float(m.group(1)) * _UNITS[m.group(2)]
-            pos = m.end()
-        if pos != len(value):
+        total = _duration_parts(value)
+        if total is None:
             return None
     if not math.isfinite(total) or total > MAX_SECONDS:
         return None
@@ -192,8 +203,9 @@ def _fields(text: str) -> dict | None:
             return None
     if not isinstance(raw, dict):
         return None
-    known = _KEYS.get
-    return {known(k) or _key(k): v for k, v in raw.items()}
+    # as {normalise_key(k): v for k, v in raw.items()}: in order, so the last of the keys
+    # that normalise alike wins
+    return dict(zip(_keys(tuple(raw)), raw.values(), strict=True))
 
 
 def _satellite(f: dict) -> str:
@@ -214,7 +226,8 @@ def _retain_finished(logger: str, f: dict) -> list[Update]:
     trashed = _count(f.get("deleted_pieces", f.get("num_deleted")))
     if trashed:
         out.append(("c", ("gc_pieces_trashed", sat), trashed))
-    failed = sum(_count(f.get(k)) or 0 for k in ("failed_to_delete", "pieces_failed_to_read"))
+    failed = (_count(f.get("failed_to_delete")) or 0) + (
+        _count(f.get("pieces_failed_to_read")) or 0)
     if failed:
         out.append(("c", ("gc_pieces_failed", sat), failed))
     took = duration_seconds(f.get("duration"))
