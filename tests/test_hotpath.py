@@ -289,3 +289,49 @@ def test_every_prefix_of_common_lines_agrees_with_the_reference():
     expected = everything(reference(lines, None))
     assert expected["unparsed"] > 100
     assert everything(via("block", batched(lines, 64), None)) == expected
+
+
+@native
+def test_pending_table_behaves_as_the_dict_it_replaces():
+    """exporter._hotpath.Pending (NodeState.pending with the C path) against a dict, on the
+    operations NodeState and the checkpoint use: insertion order (a key written again keeps
+    its place), pop/del/in/get, iteration, `expire` as _sweep's loop, keys of any text."""
+    from exporter.state import NATIVE_PENDING
+
+    rng = random.Random(7)
+    pieces = ["P" * 52, "é", "\udcff", "", "a" * 400, *map(str, range(40))]
+    remotes = ["1.2.3.4:5", "[::1]:7", "", "ü" * 200]
+    actions = ["GET", "GET_AUDIT", "GET_REPAIR", "PUT", "PUT_REPAIR"]
+    table, ref = NATIVE_PENDING(), {}
+    for step in range(20_000):
+        key = (rng.choice(pieces), rng.choice(actions), rng.choice(remotes))
+        op = rng.randrange(6)
+        if op < 2:
+            table[key] = ref[key] = float(step)
+        elif op == 2:
+            assert table.pop(key, None) == ref.pop(key, None)
+        elif op == 3:
+            assert (key in table) == (key in ref) and table.get(key) == ref.get(key)
+            if key in ref:
+                del table[key], ref[key]
+        elif op == 4 and step % 50 == 0:
+            horizon = step - 300.0
+            gone = [k[1] for k, w in ref.items() if not w >= horizon]
+            ref = {k: w for k, w in ref.items() if w >= horizon}
+            assert table.expire(horizon) == gone
+        assert len(table) == len(ref)
+    assert table.items() == list(ref.items()) and list(table) == list(ref)
+    assert dict(table) == ref and table.values() == list(ref.values())
+    for bad in (("P", "DELETE", "r"), ("P", "GET"), ("P", "GET", None), "x"):
+        assert bad not in table and table.pop(bad, 1) == 1
+        with pytest.raises(KeyError):
+            table[bad]
+    with pytest.raises(TypeError):
+        table[("P", "unknown", "r")] = 1.0
+    it = iter(table)
+    next(it)
+    table[("new", "GET", "r")] = 0.0
+    with pytest.raises(RuntimeError):
+        next(it)
+    table.clear()
+    assert len(table) == 0 and not table and table.items() == []

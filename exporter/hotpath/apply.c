@@ -59,6 +59,10 @@ hists_clear(Ctx *ctx)
 static int
 flush_hist(Hist *h)
 {
+    h->sum_stale = 1; /* Python runs next (or the batch ends): re-read hist.sum then */
+    if (!h->dirty)
+        return 0;
+    h->dirty = 0;
     for (Py_ssize_t i = 0; i <= h->n; i++) {
         if (h->add[i] == 0)
             continue;
@@ -73,11 +77,21 @@ flush_hist(Hist *h)
     return set_attr_double(h->hist, a_sum, h->sum);
 }
 
-/* Write back everything added up in C, and forget what Python code may change. */
+/* Write back everything added up in C, and forget what Python code may change. The
+ * Histogram objects and the satellite keys stay cached: Python adds to a Histogram in place
+ * (only its sum is re-read, see observe) and never drops a series while the batch runs. */
 int
 flush(Ctx *ctx)
 {
     int rc = 0;
+    for (int i = 0; i < ctx->n_hists; i++)
+        if (flush_hist(&ctx->hists[i]) < 0)
+            rc = -1;
+    Py_CLEAR(ctx->pending);
+    geo_forget(ctx);
+    if (!ctx->dirty)
+        return rc;
+    ctx->dirty = 0;
     if (ctx->last_ts != NULL) {
         PyObject *ts = PyUnicode_DecodeASCII(ctx->last_ts, ctx->last_ts_len, NULL);
         if (ts == NULL || PyObject_SetAttr(ctx->state, a_last_timestamp, ts) < 0)
@@ -105,6 +119,9 @@ flush(Ctx *ctx)
     }
     for (int i = 0; i < ctx->n_sats; i++) {
         Satellite *s = &ctx->sats[i];
+        if (!s->dirty)
+            continue;
+        s->dirty = 0;
         for (int k = 0; k < CELLS; k++) {
             if (s->transfers[k] && dict_add_long(ctx->transfers, s->keys[k], s->transfers[k]) < 0)
                 rc = -1;
@@ -116,15 +133,9 @@ flush(Ctx *ctx)
             s->transfers[k] = s->bytes[k] = s->requested[k] = 0;
         }
     }
-    for (int i = 0; i < ctx->n_hists; i++)
-        if (flush_hist(&ctx->hists[i]) < 0)
-            rc = -1;
-    hists_clear(ctx);
     if (ctx->newest_dirty && set_attr_double(ctx->state, a_newest, ctx->newest) < 0)
         rc = -1;
     ctx->have_clocks = ctx->newest_dirty = 0;
-    Py_CLEAR(ctx->pending);
-    geo_forget(ctx);
     return rc;
 }
 
@@ -154,8 +165,11 @@ hist_cache(Ctx *ctx, PyObject *hist, int *slot)
 {
     if (*slot >= 0)
         return &ctx->hists[*slot];
-    if (ctx->n_hists == HIST_CACHE && flush(ctx) < 0)
-        return NULL;
+    if (ctx->n_hists == HIST_CACHE) {
+        if (flush(ctx) < 0)
+            return NULL;
+        hists_clear(ctx);
+    }
     Hist *h = &ctx->hists[ctx->n_hists];
     memset(h, 0, sizeof(*h));
     PyObject *bounds = PyObject_GetAttr(hist, a_bounds);
@@ -184,14 +198,21 @@ hist_cache(Ctx *ctx, PyObject *hist, int *slot)
 }
 
 /* hist.counts[bisect_left(hist.bounds, value)] += 1; hist.sum += value */
-static void
+static int
 observe(Hist *h, double value)
 {
+    if (h->sum_stale) {
+        if (attr_double(h->hist, a_sum, &h->sum) < 0)
+            return -1;
+        h->sum_stale = 0;
+    }
     Py_ssize_t i = 0;
     while (i < h->n && h->bounds[i] < value)
         i++;
     h->add[i]++;
     h->sum += value;
+    h->dirty = 1;
+    return 0;
 }
 
 static int
@@ -211,8 +232,9 @@ pending(Ctx *ctx)
 {
     if (ctx->pending == NULL) {
         ctx->pending = PyObject_GetAttr(ctx->state, a_pending);
-        if (ctx->pending != NULL && !PyDict_Check(ctx->pending)) {
-            PyErr_SetString(PyExc_TypeError, "NodeState.pending must be a dict");
+        if (ctx->pending != NULL && !pending_check(ctx->pending)) {
+            PyErr_SetString(PyExc_TypeError, "NodeState.pending must be an "
+                                             "exporter._hotpath.Pending");
             Py_CLEAR(ctx->pending);
         }
     }
@@ -305,7 +327,7 @@ satellite(Ctx *ctx, const CommonLine *c)
 
 /* NodeState._start */
 static int
-start(Ctx *ctx, const CommonLine *c, PyObject *piece, PyObject *remote)
+start(Ctx *ctx, const CommonLine *c)
 {
     double when;
     int have = event_time(ctx, c, &when);
@@ -320,7 +342,7 @@ start(Ctx *ctx, const CommonLine *c, PyObject *piece, PyObject *remote)
     PyObject *table = pending(ctx);
     if (table == NULL)
         return -1;
-    if (PyDict_GET_SIZE(table) >= ctx->max_pending) {
+    if (pending_size(table) >= ctx->max_pending) {
         Py_ssize_t n = ctx->max_pending / 10 > 1 ? ctx->max_pending / 10 : 1;
         PyObject *count = PyLong_FromSsize_t(n);
         int rc = count ? call_python(ctx, ctx->state, a_evict_oldest, count, NULL) : -1;
@@ -328,50 +350,36 @@ start(Ctx *ctx, const CommonLine *c, PyObject *piece, PyObject *remote)
         if (rc < 0 || (table = pending(ctx)) == NULL)
             return -1;
     }
-    PyObject *action = s_action[c->action];
-    PyObject *key = PyTuple_Pack(3, piece, action, remote);
-    if (key == NULL)
+    int present = pending_put(table, c->action, c->piece, c->piece_len, c->remote,
+                              c->remote_len, when);
+    if (present < 0)
         return -1;
-    int rc = -1;
-    int present = PyDict_Contains(table, key);
-    if (present > 0) { /* a retry of the same piece: the older start never finished */
+    if (present) { /* a retry of the same piece: the older start never finished */
         PyObject *expired = PyObject_GetAttr(ctx->state, a_starts_expired);
         PyObject *one = PyLong_FromLong(1);
         PyObject *more = expired && one ? PyNumber_Add(expired, one) : NULL;
         Py_XDECREF(expired);
         Py_XDECREF(one);
-        present = more ? PyObject_SetAttr(ctx->state, a_starts_expired, more) : -1;
-        Py_XDECREF(more);
+        if (more == NULL || PyObject_SetAttr(ctx->state, a_starts_expired, more) < 0) {
+            Py_XDECREF(more);
+            return -1;
+        }
+        Py_DECREF(more);
         ctx->in_flight_add[c->action]--;
     }
-    PyObject *value = present >= 0 ? PyFloat_FromDouble(when) : NULL;
-    if (value != NULL && PyDict_SetItem(table, key, value) == 0) {
-        ctx->in_flight_add[c->action]++;
-        rc = 0;
-    }
-    Py_XDECREF(value);
-    Py_DECREF(key);
-    return rc;
+    ctx->in_flight_add[c->action]++;
+    return 0;
 }
 
 /* NodeState._finish for a successful or canceled transfer (the pairing table is not empty) */
 static int
-finish(Ctx *ctx, const CommonLine *c, PyObject *table, PyObject *piece, PyObject *remote)
+finish(Ctx *ctx, const CommonLine *c, PyObject *table)
 {
-    PyObject *action = s_action[c->action];
-    PyObject *key = PyTuple_Pack(3, piece, action, remote);
-    if (key == NULL)
-        return -1;
-    PyObject *started = PyDict_GetItemWithError(table, key);
-    if (started == NULL) {
-        Py_DECREF(key);
-        return PyErr_Occurred() ? -1 : 0;
-    }
-    double begun = PyFloat_AsDouble(started);
-    int rc = (begun == -1.0 && PyErr_Occurred()) ? -1 : PyDict_DelItem(table, key);
-    Py_DECREF(key);
-    if (rc < 0)
-        return -1;
+    double begun;
+    int found = pending_take(table, c->action, c->piece, c->piece_len, c->remote,
+                             c->remote_len, &begun);
+    if (found <= 0)
+        return found;
     ctx->in_flight_add[c->action]--;
     double when;
     int have = event_time(ctx, c, &when);
@@ -385,21 +393,21 @@ finish(Ctx *ctx, const CommonLine *c, PyObject *table, PyObject *piece, PyObject
             Py_INCREF(hist);
         else if (PyErr_Occurred())
             return -1;
-        else if ((hist = PyObject_CallMethodObjArgs(ctx->state, a_durations_for, action,
-                                                    s_result[c->result], NULL)) == NULL)
+        else if ((hist = PyObject_CallMethodObjArgs(ctx->state, a_durations_for,
+                                                    s_action[c->action], s_result[c->result],
+                                                    NULL)) == NULL)
             return -1;
         Hist *h = hist_cache(ctx, hist, slot);
         Py_DECREF(hist);
         if (h == NULL)
             return -1;
     }
-    observe(&ctx->hists[*slot], when > begun ? when - begun : 0.0);
-    return 0;
+    return observe(&ctx->hists[*slot], when > begun ? when - begun : 0.0);
 }
 
 /* NodeState._feed_text's inline part (or NodeState.apply, for a cancel) for one line. */
-int
-apply_common(Ctx *ctx, const CommonLine *c)
+static int
+apply_line(Ctx *ctx, const CommonLine *c)
 {
     if (c->info)
         ctx->info++;
@@ -411,17 +419,12 @@ apply_common(Ctx *ctx, const CommonLine *c)
     PyObject *action = s_action[a];
     PyObject *piece = NULL, *remote = NULL, *size = NULL;
     int rc = -1;
-    remote = PyUnicode_DecodeASCII(c->remote, c->remote_len, NULL);
-    if (remote == NULL)
-        goto done;
     if (c->started) {
         if (c->has_avail) {
             ctx->avail = c->avail;
             ctx->avail_dirty = 1;
         }
-        piece = PyUnicode_DecodeASCII(c->piece, c->piece_len, NULL);
-        rc = piece ? start(ctx, c, piece, remote) : -1;
-        goto done;
+        return start(ctx, c);
     }
 
     Satellite *sat = satellite(ctx, c);
@@ -446,6 +449,7 @@ apply_common(Ctx *ctx, const CommonLine *c)
         }
         sat->keys[cell] = key;
     }
+    sat->dirty = 1;
     sat->transfers[cell]++;
     if (c->result && a < N_DOWNLOADS) /* a canceled download: its Size is the requested size */
         sat->requested[cell] += c->size;
@@ -461,14 +465,13 @@ apply_common(Ctx *ctx, const CommonLine *c)
         if (hist_cache(ctx, hist, &ctx->size_hist[a]) == NULL)
             goto done;
     }
-    if (c->result == 0)
-        observe(&ctx->hists[ctx->size_hist[a]], (double)c->size);
+    if (c->result == 0 && observe(&ctx->hists[ctx->size_hist[a]], (double)c->size) < 0)
+        goto done;
 
     PyObject *table = pending(ctx);
     if (table == NULL)
         goto done;
-    int pairing = PyDict_GET_SIZE(table) > 0;
-    if (a == 0 || pairing) { /* the piece id: for the top pieces (GET) and for pairing */
+    if (a == 0) { /* the piece id: for the top pieces (GET) */
         piece = PyUnicode_DecodeASCII(c->piece, c->piece_len, NULL);
         if (piece == NULL)
             goto done;
@@ -495,7 +498,7 @@ apply_common(Ctx *ctx, const CommonLine *c)
             Py_DECREF(r);
         }
     }
-    if (pairing && finish(ctx, c, table, piece, remote) < 0)
+    if (pending_size(table) > 0 && finish(ctx, c, table) < 0)
         goto done;
     if (ctx->geo != NULL && c->remote_len > 0) { /* the recorder keeps its own state */
         int done_in_c = geo_record_fast(ctx, c, action);
@@ -503,7 +506,8 @@ apply_common(Ctx *ctx, const CommonLine *c)
             goto done;
         if (!done_in_c) {
             geo_forget(ctx); /* record() may open a slot or swap the cache */
-            size = PyLong_FromLongLong(c->size);
+            remote = PyUnicode_DecodeASCII(c->remote, c->remote_len, NULL);
+            size = remote ? PyLong_FromLongLong(c->size) : NULL;
             PyObject *args[] = {action, remote, size, ctx->read_time};
             PyObject *r = size ? PyObject_Vectorcall(ctx->geo_record, args, 4, NULL) : NULL;
             if (r == NULL)
@@ -516,6 +520,15 @@ done:
     Py_XDECREF(piece);
     Py_XDECREF(remote);
     Py_XDECREF(size);
+    return rc;
+}
+
+int
+apply_common(Ctx *ctx, const CommonLine *c)
+{
+    ctx->dirty = 1;
+    int rc = apply_line(ctx, c);
+    ctx->dirty = 1; /* again: a flush within the line (Python ran) cleared the flag */
     return rc;
 }
 

@@ -58,6 +58,8 @@ typedef struct {
     Py_ssize_t n;            /* len(hist.bounds) */
     double bounds[MAX_BOUNDS];
     double sum; /* hist.sum plus the values since; added in order, as Python would */
+    int sum_stale; /* Python ran since the last flush: hist.sum may have moved on */
+    int dirty;     /* add[] or sum not written back */
     long long add[MAX_BOUNDS + 1];
 } Hist;
 
@@ -69,6 +71,7 @@ typedef struct {
     PyObject *keys[CELLS]; /* (satellite, action, result), built on first use */
     long long transfers[CELLS], bytes[CELLS];
     long long requested[CELLS]; /* Size of canceled downloads: no egress (issue 14) */
+    int dirty;                  /* a count above is not written back */
 } Satellite;
 
 typedef struct {
@@ -84,6 +87,7 @@ typedef struct {
     Satellite sats[SAT_CACHE];
     int n_sats;
     /* not yet written back (see flush) */
+    int dirty; /* anything below (or in sats, hists) not written back */
     const char *last_ts;
     Py_ssize_t last_ts_len;
     long long info, debug, in_flight_add[N_ACTIONS];
@@ -94,7 +98,7 @@ typedef struct {
     long long avail;
     int index_starts;       /* NodeState.index_starts: started lines go to Python */
     double newest, next_sweep; /* NodeState._newest, ._next_sweep */
-    PyObject *pending;         /* NodeState.pending (a sweep replaces it) */
+    PyObject *pending;         /* NodeState.pending, a Pending (re-read after Python ran) */
     /* GeoRecorder.record's common case (see geo_record); dropped whenever Python runs */
     int have_geo;
     double geo_slot_end;
@@ -110,6 +114,15 @@ int flush(Ctx *ctx);
 int apply_common(Ctx *ctx, const CommonLine *c);
 int apply_other(Ctx *ctx, const char *p, Py_ssize_t n);
 int attr_double(PyObject *obj, PyObject *name, double *out);
+/* pending.c: NodeState.pending (exporter._hotpath.Pending) */
+extern PyTypeObject Pending_Type;
+int pending_ready(void);
+int pending_check(PyObject *obj);
+Py_ssize_t pending_size(PyObject *obj);
+int pending_put(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
+                const char *remote, Py_ssize_t rlen, double when);
+int pending_take(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
+                 const char *remote, Py_ssize_t rlen, double *when);
 /* geo.c */
 void geo_forget(Ctx *ctx);
 int geo_record_fast(Ctx *ctx, const CommonLine *c, PyObject *action);

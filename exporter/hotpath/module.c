@@ -100,6 +100,11 @@ PyInit__hotpath(void)
         if (s_duration_key[k] == NULL)
             return NULL;
     }
-    return PyModule_Create(&module);
+    if (pending_ready() < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddObjectRef(m, "Pending", (PyObject *)&Pending_Type) < 0)
+        Py_CLEAR(m);
+    return m;
 }
 
