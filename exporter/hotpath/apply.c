@@ -57,10 +57,13 @@ hists_clear(Ctx *ctx)
 }
 
 static int
-flush_hist(Hist *h)
+flush_hist(Hist *h, int full)
 {
-    h->sum_stale = 1; /* Python runs next (or the batch ends): re-read hist.sum then */
-    if (!h->dirty)
+    h->sum_stale = 1; /* Python may run next: re-read hist.sum then */
+    if (h->sum_dirty && set_attr_double(h->hist, a_sum, h->sum) < 0)
+        return -1;
+    h->sum_dirty = 0;
+    if (!full || !h->dirty)
         return 0;
     h->dirty = 0;
     for (Py_ssize_t i = 0; i <= h->n; i++) {
@@ -74,24 +77,57 @@ flush_hist(Hist *h)
         PyList_SetItem(h->counts, i, n); /* steals n */
         h->add[i] = 0;
     }
-    return set_attr_double(h->hist, a_sum, h->sum);
+    return 0;
 }
 
-/* Write back everything added up in C, and forget what Python code may change. The
- * Histogram objects and the satellite keys stay cached: Python adds to a Histogram in place
- * (only its sum is re-read, see observe) and never drops a series while the batch runs. */
-int
-flush(Ctx *ctx)
+/* dict[key] += *delta, now when `full` or when the key is not in the dict yet (so that it
+ * takes the place in the dict's order Python would give it); otherwise at the full flush.
+ * *known: the key is in the dict (keys are never removed while a batch runs). */
+static int
+counter(PyObject *dict, PyObject *key, long long *delta, unsigned char *known, int full)
+{
+    if (*delta == 0)
+        return 0;
+    if (!full && !*known) {
+        int has = PyDict_Contains(dict, key);
+        if (has < 0)
+            return -1;
+        *known = (unsigned char)has;
+    }
+    if (!full && *known)
+        return 0;
+    int rc = dict_add_long(dict, key, *delta);
+    *delta = 0;
+    *known = rc == 0;
+    return rc;
+}
+
+/*
+ * Write back what was added up in C, and forget what Python code may change. `full` (the
+ * end of the batch, a cache that starts over) writes everything. Otherwise (Python runs
+ * next) it writes what Python could see or order differently: the last timestamp, the
+ * clocks, the available space, the histogram sums (float additions must happen in line
+ * order), and a counter whose key is new; the integer counters Python only adds to (lines,
+ * in_flight, transfers, bytes, requested, bucket counts) wait for the full flush, since
+ * additions commute and nothing reads them while the batch runs. The Histogram objects and
+ * the satellite keys stay cached: Python adds to a Histogram in place (its sum is re-read,
+ * see observe) and never drops a series while the batch runs.
+ */
+static int
+write_back(Ctx *ctx, int full)
 {
     int rc = 0;
     for (int i = 0; i < ctx->n_hists; i++)
-        if (flush_hist(&ctx->hists[i]) < 0)
+        if (flush_hist(&ctx->hists[i], full) < 0)
             rc = -1;
     Py_CLEAR(ctx->pending);
     geo_forget(ctx);
+    if (ctx->newest_dirty && set_attr_double(ctx->state, a_newest, ctx->newest) < 0)
+        rc = -1;
+    ctx->have_clocks = ctx->newest_dirty = 0;
     if (!ctx->dirty)
         return rc;
-    ctx->dirty = 0;
+    ctx->dirty = !full; /* deferred counters remain */
     if (ctx->last_ts != NULL) {
         PyObject *ts = PyUnicode_DecodeASCII(ctx->last_ts, ctx->last_ts_len, NULL);
         if (ts == NULL || PyObject_SetAttr(ctx->state, a_last_timestamp, ts) < 0)
@@ -99,11 +135,6 @@ flush(Ctx *ctx)
         Py_XDECREF(ts);
         ctx->last_ts = NULL;
     }
-    if (ctx->info && dict_add_long(ctx->lines, s_info, ctx->info) < 0)
-        rc = -1;
-    if (ctx->debug && dict_add_long(ctx->lines, s_debug, ctx->debug) < 0)
-        rc = -1;
-    ctx->info = ctx->debug = 0;
     if (ctx->avail_dirty) {
         PyObject *v = PyLong_FromLongLong(ctx->avail);
         if (v == NULL || PyObject_SetAttr(ctx->state, a_available_space, v) < 0)
@@ -111,32 +142,31 @@ flush(Ctx *ctx)
         Py_XDECREF(v);
         ctx->avail_dirty = 0;
     }
-    for (int a = 0; a < N_ACTIONS; a++) {
-        if (ctx->in_flight_add[a] &&
-            dict_add_long(ctx->in_flight, s_action[a], ctx->in_flight_add[a]) < 0)
+    if (counter(ctx->lines, s_info, &ctx->info, &ctx->known_lines[0], full) < 0 ||
+        counter(ctx->lines, s_debug, &ctx->debug, &ctx->known_lines[1], full) < 0)
+        rc = -1;
+    for (int a = 0; a < N_ACTIONS; a++)
+        if (counter(ctx->in_flight, s_action[a], &ctx->in_flight_add[a],
+                    &ctx->known_in_flight[a], full) < 0)
             rc = -1;
-        ctx->in_flight_add[a] = 0;
-    }
     for (int i = 0; i < ctx->n_sats; i++) {
         Satellite *s = &ctx->sats[i];
         if (!s->dirty)
             continue;
-        s->dirty = 0;
-        for (int k = 0; k < CELLS; k++) {
-            if (s->transfers[k] && dict_add_long(ctx->transfers, s->keys[k], s->transfers[k]) < 0)
+        s->dirty = !full;
+        for (int k = 0; k < CELLS; k++)
+            if (counter(ctx->transfers, s->keys[k], &s->transfers[k], &s->known[0][k], full) ||
+                counter(ctx->bytes, s->keys[k], &s->bytes[k], &s->known[1][k], full) ||
+                counter(ctx->requested, s->keys[k], &s->requested[k], &s->known[2][k], full))
                 rc = -1;
-            if (s->bytes[k] && dict_add_long(ctx->bytes, s->keys[k], s->bytes[k]) < 0)
-                rc = -1;
-            if (s->requested[k] &&
-                dict_add_long(ctx->requested, s->keys[k], s->requested[k]) < 0)
-                rc = -1;
-            s->transfers[k] = s->bytes[k] = s->requested[k] = 0;
-        }
     }
-    if (ctx->newest_dirty && set_attr_double(ctx->state, a_newest, ctx->newest) < 0)
-        rc = -1;
-    ctx->have_clocks = ctx->newest_dirty = 0;
     return rc;
+}
+
+int
+flush(Ctx *ctx)
+{
+    return write_back(ctx, 1);
 }
 
 /* A method of the NodeState (or another object) that may look at anything: flush first.
@@ -144,7 +174,7 @@ flush(Ctx *ctx)
 static PyObject *
 call_python_result(Ctx *ctx, PyObject *obj, PyObject *name, PyObject *arg1, PyObject *arg2)
 {
-    if (flush(ctx) < 0)
+    if (write_back(ctx, 0) < 0)
         return NULL;
     return PyObject_CallMethodObjArgs(obj, name, arg1, arg2, NULL);
 }
@@ -211,7 +241,7 @@ observe(Hist *h, double value)
         i++;
     h->add[i]++;
     h->sum += value;
-    h->dirty = 1;
+    h->dirty = h->sum_dirty = 1;
     return 0;
 }
 

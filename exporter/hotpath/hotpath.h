@@ -4,6 +4,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 /* parser.MAX_PIECE_SIZE and parser.MAX_FIELD (tests/test_poison.py holds them equal) */
@@ -45,10 +46,11 @@ typedef struct {
 /* ---- applying a line ------------------------------------------------------------------- */
 /*
  * Counters are added up in C while common lines follow each other and written back to the
- * NodeState by flush() before any Python code runs (the parser for another line, a sweep of
- * the pairing table, ...) and at the end of the block. Python therefore always sees the
- * state it would have built itself; the scrape cannot look in between, since the caller
- * holds NodeState.lock for the whole batch.
+ * NodeState before any Python code runs (the parser for another line, a sweep of the pairing
+ * table, ...: what Python may see or order differently, see write_back in apply.c) and by
+ * flush() at the end of the block. Python therefore always sees the state it would have
+ * built itself; the scrape cannot look in between, since the caller holds NodeState.lock
+ * for the whole batch.
  */
 
 #define MAX_BOUNDS 32
@@ -58,8 +60,8 @@ typedef struct {
     Py_ssize_t n;            /* len(hist.bounds) */
     double bounds[MAX_BOUNDS];
     double sum; /* hist.sum plus the values since; added in order, as Python would */
-    int sum_stale; /* Python ran since the last flush: hist.sum may have moved on */
-    int dirty;     /* add[] or sum not written back */
+    int sum_stale; /* Python may have run since the last flush: hist.sum may have moved on */
+    int dirty, sum_dirty; /* add[], sum not written back */
     long long add[MAX_BOUNDS + 1];
 } Hist;
 
@@ -72,6 +74,7 @@ typedef struct {
     long long transfers[CELLS], bytes[CELLS];
     long long requested[CELLS]; /* Size of canceled downloads: no egress (issue 14) */
     int dirty;                  /* a count above is not written back */
+    unsigned char known[3][CELLS]; /* the key is in transfers, bytes, requested (flush) */
 } Satellite;
 
 typedef struct {
@@ -91,6 +94,7 @@ typedef struct {
     const char *last_ts;
     Py_ssize_t last_ts_len;
     long long info, debug, in_flight_add[N_ACTIONS];
+    unsigned char known_lines[2], known_in_flight[N_ACTIONS]; /* see counter() in apply.c */
     Hist hists[HIST_CACHE];
     int n_hists, size_hist[N_ACTIONS], duration_hist[CELLS]; /* index or -1 */
     int have_clocks, newest_dirty;

@@ -38,6 +38,49 @@ typedef struct {
 
 /* ---- the table ------------------------------------------------------------------------ */
 
+#ifdef __SIZEOF_INT128__
+/* A keyed hash of the key bytes (the multiply-mix of wyhash), about 4x quicker than the
+ * siphash CPython uses; the key comes from CPython's per-process hash secret. */
+static uint64_t secret[2];
+
+static inline uint64_t
+mix(uint64_t a, uint64_t b)
+{
+    __uint128_t r = (__uint128_t)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+static Py_hash_t
+hash_key(const char *p, Py_ssize_t n)
+{
+    uint64_t h = secret[0] ^ (uint64_t)n, a, b;
+    for (; n > 16; n -= 16, p += 16) {
+        memcpy(&a, p, 8);
+        memcpy(&b, p + 8, 8);
+        h = mix(a ^ secret[1] ^ h, b ^ secret[0]);
+    }
+    a = b = 0; /* the last 1..16 bytes */
+    memcpy(&a, p, n < 8 ? (size_t)n : 8);
+    if (n > 8)
+        memcpy(&b, p + 8, (size_t)(n - 8));
+    h = mix(a ^ secret[1] ^ h, b ^ secret[0]);
+    return (Py_hash_t)mix(h ^ secret[0], secret[1]);
+}
+
+static void
+hash_init(void)
+{
+    secret[0] = (uint64_t)_Py_HashBytes("exporter.pending.0", 18) | 1;
+    secret[1] = (uint64_t)_Py_HashBytes("exporter.pending.1", 18) | 1;
+}
+#else
+#define hash_key _Py_HashBytes
+static void
+hash_init(void)
+{
+}
+#endif
+
 /* The key bytes of (action, piece, remote) into buf (KEY_STACK bytes) or a malloc'd buffer
  * (*heap). Returns the length, -1 on error. */
 static Py_ssize_t
@@ -137,7 +180,7 @@ resize(Pending *t)
 static int
 put(Pending *t, const char *key, Py_ssize_t len, double when)
 {
-    Py_hash_t hash = _Py_HashBytes(key, len);
+    Py_hash_t hash = hash_key(key, len);
     Py_ssize_t slot, at = find(t, key, len, hash, &slot);
     if (at >= 0) {
         t->entries[t->index[at]].when = when;
@@ -183,7 +226,7 @@ static int
 take(Pending *t, const char *key, Py_ssize_t len, double *when)
 {
     Py_ssize_t slot;
-    Py_ssize_t at = find(t, key, len, _Py_HashBytes(key, len), &slot);
+    Py_ssize_t at = find(t, key, len, hash_key(key, len), &slot);
     if (at < 0)
         return 0;
     *when = t->entries[t->index[at]].when;
@@ -308,7 +351,7 @@ lookup(Pending *t, PyObject *key)
     if (ok <= 0)
         return ok < 0 ? -2 : -1;
     const char *k = heap ? heap : buf;
-    Py_ssize_t at = find(t, k, len, _Py_HashBytes(k, len), &slot);
+    Py_ssize_t at = find(t, k, len, hash_key(k, len), &slot);
     PyMem_Free(heap);
     return at;
 }
@@ -545,5 +588,6 @@ PyTypeObject Pending_Type = {
 int
 pending_ready(void)
 {
+    hash_init();
     return PyType_Ready(&Pending_Type) < 0 || PyType_Ready(&PendingIter_Type) < 0 ? -1 : 0;
 }

@@ -2,10 +2,35 @@
 #include "hotpath.h"
 
 
+/* p[0:n] == s[0:n], n a constant: unrolled into word compares (memcmp was a libc call) */
+static inline __attribute__((always_inline)) int
+same(const char *p, const char *s, size_t n)
+{
+    uint64_t a, b;
+    for (; n >= 8; n -= 8, p += 8, s += 8) {
+        memcpy(&a, p, 8);
+        memcpy(&b, s, 8);
+        if (a != b)
+            return 0;
+    }
+    if (n >= 4) { /* the last 4..7 bytes: two overlapping 4-byte compares */
+        uint32_t c, d, e, f;
+        memcpy(&c, p, 4);
+        memcpy(&d, s, 4);
+        memcpy(&e, p + n - 4, 4);
+        memcpy(&f, s + n - 4, 4);
+        return c == d && e == f;
+    }
+    for (; n > 0; n--)
+        if (*p++ != *s++)
+            return 0;
+    return 1;
+}
+
 static inline __attribute__((always_inline)) int
 lit(const char **pp, const char *end, const char *s, Py_ssize_t n)
 {
-    if (end - *pp < n || memcmp(*pp, s, (size_t)n) != 0)
+    if (end - *pp < n || !same(*pp, s, (size_t)n))
         return 0;
     *pp += n;
     return 1;
@@ -18,10 +43,22 @@ lit(const char **pp, const char *end, const char *s, Py_ssize_t n)
  * parse_line); ASCII only so that the bytes are the text */
 static unsigned char QUOTED_STOP[256]; /* '"', '\t' and every byte >= 0x80 */
 
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+/* does the word hold a '"', a tab or a byte >= 0x80? (the classic has-zero-byte test) */
+static inline int
+word_stops(uint64_t v)
+{
+    uint64_t q = v ^ (ONES * '"'), t = v ^ (ONES * '\t');
+    return (((q - ONES) & ~q) | ((t - ONES) & ~t) | v) & HIGHS ? 1 : 0;
+}
+
 static inline int
 quoted(const char **pp, const char *end, const char **value, Py_ssize_t *len)
 {
     const char *p = *pp;
+    for (uint64_t v; end - p >= 8 && (memcpy(&v, p, 8), !word_stops(v)); p += 8)
+        ;
     while (p < end && !QUOTED_STOP[(unsigned char)*p])
         p++;
     if (p >= end || *p != '"')
@@ -33,7 +70,7 @@ quoted(const char **pp, const char *end, const char **value, Py_ssize_t *len)
 }
 
 /* -?\d+ ; the value is kept only when it fits (18 digits), otherwise *ok = 0 */
-static inline int
+static inline __attribute__((always_inline)) int
 number(const char **pp, const char *end, int minus, long long *value, int *fits)
 {
     const char *p = *pp;
@@ -118,15 +155,18 @@ parse_common(const char *p, const char *end, CommonLine *c)
     if (!KEY(p, end, "\"Action\": \"", "\"action\": \"") ||
         !quoted(&p, end, &action, &action_len) || !LIT(p, end, ", "))
         return 0;
-    c->action = -1;
-    for (int i = 0; i < N_ACTIONS; i++) {
-        if ((Py_ssize_t)strlen(ACTION_NAMES[i]) == action_len &&
-            memcmp(action, ACTION_NAMES[i], (size_t)action_len) == 0) {
-            c->action = i;
-            break;
-        }
-    }
-    if (c->action < 0)
+    /* ACTION_NAMES: GET, GET_AUDIT, GET_REPAIR, PUT, PUT_REPAIR */
+    if (action_len == 3 && same(action, "GET", 3))
+        c->action = 0;
+    else if (action_len == 3 && same(action, "PUT", 3))
+        c->action = 3;
+    else if (action_len == 9 && same(action, "GET_AUDIT", 9))
+        c->action = 1;
+    else if (action_len == 10 && same(action, "GET_REPAIR", 10))
+        c->action = 2;
+    else if (action_len == 10 && same(action, "PUT_REPAIR", 10))
+        c->action = 4;
+    else
         return 0;
 
     int fits = 1;
