@@ -114,10 +114,16 @@ void grammar_init(void);
 /* apply.c */
 int ctx_init(Ctx *ctx, PyObject *state, PyObject *read_time, PyObject *errors);
 void ctx_clear(Ctx *ctx);
-int flush(Ctx *ctx);
+void hists_clear(Ctx *ctx);
 int apply_common(Ctx *ctx, const CommonLine *c);
 int apply_other(Ctx *ctx, const char *p, Py_ssize_t n);
+/* flush.c */
+int flush(Ctx *ctx);                  /* everything (the end of the batch) */
+int write_back(Ctx *ctx, int full);   /* full = 0: what Python may see, before it runs */
+int counter(PyObject *dict, PyObject *key, long long *delta, unsigned char *known, int full);
+int dict_add_long(PyObject *dict, PyObject *key, long long delta);
 int attr_double(PyObject *obj, PyObject *name, double *out);
+int set_attr_double(PyObject *obj, PyObject *name, double value);
 /* pending.c: NodeState.pending (exporter._hotpath.Pending) */
 extern PyTypeObject Pending_Type;
 int pending_ready(void);
