@@ -21,7 +21,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from datetime import datetime
 
-from exporter import prefixes
+from exporter import prefixes, reasons
 from exporter.cancels import RaceLost, StartIndex
 from exporter.housekeeping import HOUSE_BUCKETS, SATELLITE_METRICS
 from exporter.parser import (
@@ -70,6 +70,8 @@ def _native() -> tuple[Callable | None, Callable[[], dict] | None]:
         from exporter import _hotpath
     except ImportError:
         return None, None
+    # the failures and cancels with a reason are read in C too, classified by this table
+    _hotpath.set_reasons(reasons._RULES, reasons.SPEED_TOO_LOW, "database")
     return _hotpath.scan, _hotpath.Pending
 
 

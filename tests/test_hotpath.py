@@ -335,3 +335,69 @@ def test_pending_table_behaves_as_the_dict_it_replaces():
         next(it)
     table.clear()
     assert len(table) == 0 and not table and table.items() == []
+
+
+@native
+def test_c_classify_is_reasons_classify():
+    """The scan classifies failures and cancels with the table of exporter/reasons.py; the
+    code around it (lower case, first match, the bare `eof`) must give the same label."""
+    from exporter import _hotpath, reasons
+
+    rng = random.Random(11)
+    needles = [n for _, group in reasons._RULES for n in group]
+    pieces = ["", "x", ": ", "EOF", "eof", "read: ", "\\\"", "Tls: ", "1.2.3.4:5", " "]
+    texts = ["eof", "EOF", ": eof", "read: EOF", "xeof", ": eofx", "", "other", "e: eof"]
+    for _ in range(20_000):
+        parts = [rng.choice(pieces) for _ in range(rng.randrange(4))]
+        if rng.random() < 0.7:
+            needle = rng.choice(needles)
+            parts.insert(rng.randrange(len(parts) + 1),
+                         "".join(ch.upper() if rng.random() < 0.3 else ch for ch in needle))
+        texts.append("".join(parts))
+    for text in texts:
+        assert _hotpath.classify(text) == reasons.classify(text), text
+    assert _hotpath.classify("é") is None and _hotpath.classify("x" * 5000) is None
+
+
+def reason_lines() -> list[str]:
+    """Failed and canceled lines of every shape the scan reads, and near misses."""
+    head = ('2026-01-15T10:00:{s:02d}Z\t{level}\tpiecestore\t{msg}\t{{"process": "storagenode", '
+            '"piece_id": "P{i}", "satellite_id": "' + US1 + '", "action": "{action}", ')
+    down = '"offset": 0, "size": {size}, "remote_address": "1.2.3.4:{i}"'
+    up = '"remote_address": "1.2.3.4:{i}", "size": {size}'
+    tails = [', "reason": "{text}"}}', ', "error": "{text}", "errorVerbose": "{text}\\n\\tx"}}',
+             ', "error": "{text}"}}', "}}", ', "reason": "{text}", "error": "x"}}',
+             ', "error": "{text}", "errorVerbose": "a\\"}}', ', "Error": "{text}"}}']
+    texts = ["context canceled", "speed too low, current: 1 < limit: 2", "database is locked",
+             "downloaded size (0 bytes) does not match received message size (256 bytes)",
+             "downloaded size (99999999 bytes) x", "downloaded size (123456789 bytes) x",
+             "downloaded size (12 bytes", "read: EOF", 'said \\"no\\"', "tab\there", "é",
+             "stream closed by peer", "", "x" * 5000]
+    rng = random.Random(12)
+    lines = []
+    for i in range(3000):
+        msg = rng.choice(["upload failed", "download failed", "upload canceled",
+                          "download canceled", "downloaded", "upload started"])
+        shape = down if msg.startswith("download") else up
+        action = rng.choice(["GET", "GET_REPAIR", "PUT", "PUT_REPAIR"])
+        line = (head + shape + rng.choice(tails)).format(
+            s=i % 60, level=rng.choice(["INFO", "DEBUG", "WARN", "ERROR", "FATAL"]), msg=msg,
+            i=i % 40, action=action, size=rng.choice([0, 5, 2319360, 10**9]),
+            text=rng.choice(texts))
+        lines.append(line)
+        if rng.random() < 0.3:  # a start for the next ones to pair with
+            lines.append(line.split("\t")[0] + '\tINFO\tpiecestore\tdownload started\t{"process"'
+                         f': "storagenode", "piece_id": "P{i % 40}", "satellite_id": "{US1}", '
+                         f'"action": "{action}", "offset": 0, "size": 5, "remote_address": '
+                         f'"1.2.3.4:{i % 40}"}}')
+    return lines
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_failures_and_cancels_with_reasons_agree(kind):
+    """The failed and canceled lines the scan reads itself (and the ones it must not)."""
+    lines = reason_lines()
+    expected = everything(reference(lines, None))
+    assert expected["errors"] and expected["cancel_reasons"]
+    for size in (1, 64):
+        assert everything(via(kind, batched(lines, size), None)) == expected

@@ -285,10 +285,7 @@ finish(Ctx *ctx, const CommonLine *c, PyObject *table)
 static int
 apply_line(Ctx *ctx, const CommonLine *c)
 {
-    if (c->info)
-        ctx->info++;
-    else
-        ctx->debug++;
+    ctx->levels[c->level]++;
     ctx->last_ts = c->ts;
     ctx->last_ts_len = c->ts_len;
     int a = c->action;
@@ -327,10 +324,20 @@ apply_line(Ctx *ctx, const CommonLine *c)
     }
     sat->dirty = 1;
     sat->transfers[cell]++;
-    if (c->result && a < N_DOWNLOADS) /* a canceled download: its Size is the requested size */
+    if (c->result && a < N_DOWNLOADS) { /* an unfinished download: its Size was requested */
         sat->requested[cell] += c->size;
+        if (c->has_sent) /* what its reason says it sent is egress */
+            sat->bytes[cell] += c->sent;
+    }
     else
         sat->bytes[cell] += c->size;
+    if (c->reason >= 0) {
+        if (c->result == FAILED)
+            ctx->errors_add[a][c->reason]++;
+        else
+            ctx->cancels_add[a][c->reason]++;
+        ctx->reasons_dirty = 1;
+    }
     if (c->result == 0 && ctx->size_hist[a] < 0) { /* sizes: of successful transfers only */
         PyObject *hist = PyDict_GetItemWithError(ctx->sizes, action);
         if (hist == NULL) {
@@ -461,16 +468,18 @@ ctx_init(Ctx *ctx, PyObject *state, PyObject *read_time, PyObject *errors)
         if (ctx->read_time_value == -1.0 && PyErr_Occurred())
             return -1;
     }
-    PyObject **slots[] = {&ctx->lines,     &ctx->transfers, &ctx->bytes,
-                          &ctx->requested, &ctx->sizes,     &ctx->durations,
-                          &ctx->in_flight, &ctx->top_pieces, &ctx->geo};
-    PyObject *names[] = {a_lines,     a_transfers, a_bytes,      a_requested, a_sizes,
-                         a_durations, a_in_flight, a_top_pieces, a_geo};
+    PyObject **slots[] = {&ctx->lines,     &ctx->transfers,   &ctx->bytes,
+                          &ctx->requested, &ctx->sizes,       &ctx->durations,
+                          &ctx->in_flight, &ctx->error_counts, &ctx->cancel_counts,
+                          &ctx->top_pieces, &ctx->geo};
+    PyObject *names[] = {a_lines,     a_transfers, a_bytes,  a_requested,      a_sizes,
+                         a_durations, a_in_flight, a_errors, a_cancel_reasons, a_top_pieces,
+                         a_geo};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *slots[i] = PyObject_GetAttr(state, names[i]);
         if (*slots[i] == NULL)
             return -1;
-        if (i < 7 && !PyDict_Check(*slots[i])) {
+        if (i < 9 && !PyDict_Check(*slots[i])) {
             PyErr_Format(PyExc_TypeError, "NodeState.%U must be a dict", names[i]);
             return -1;
         }
@@ -510,6 +519,8 @@ ctx_clear(Ctx *ctx)
     Py_CLEAR(ctx->sizes);
     Py_CLEAR(ctx->durations);
     Py_CLEAR(ctx->in_flight);
+    Py_CLEAR(ctx->error_counts);
+    Py_CLEAR(ctx->cancel_counts);
     Py_CLEAR(ctx->top_pieces);
     Py_CLEAR(ctx->top_counts);
     Py_CLEAR(ctx->geo);

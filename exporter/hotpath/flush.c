@@ -127,8 +127,10 @@ write_back(Ctx *ctx, int full)
         Py_XDECREF(v);
         ctx->avail_dirty = 0;
     }
-    if (counter(ctx->lines, s_info, &ctx->info, &ctx->known_lines[0], full) < 0 ||
-        counter(ctx->lines, s_debug, &ctx->debug, &ctx->known_lines[1], full) < 0)
+    for (int l = 0; l < N_LEVELS; l++)
+        if (counter(ctx->lines, s_level[l], &ctx->levels[l], &ctx->known_lines[l], full) < 0)
+            rc = -1;
+    if (reasons_write_back(ctx, full) < 0)
         rc = -1;
     for (int a = 0; a < N_ACTIONS; a++)
         if (counter(ctx->in_flight, s_action[a], &ctx->in_flight_add[a],

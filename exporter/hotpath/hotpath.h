@@ -14,28 +14,37 @@
 #define N_ACTIONS 5
 extern const char *ACTION_NAMES[N_ACTIONS];
 #define N_DOWNLOADS 3 /* GET, GET_AUDIT, GET_REPAIR come first */
-/* the results of the finished lines read here (failures carry an error: Python reads them) */
-#define N_RESULTS 2
+/* the results of the finished lines: success, canceled, failed */
+#define N_RESULTS 3
+#define FAILED 2
 extern const char *RESULT_NAMES[N_RESULTS];
 #define CELLS (N_RESULTS * N_ACTIONS) /* index: result * N_ACTIONS + action */
+/* the levels read here: info, debug, warn, error (parser.LEVELS' values) */
+#define N_LEVELS 4
+#define DEBUG_LEVEL 1
+#define MAX_REASONS 32 /* reason labels (reasons.REASONS) */
 
 /* interned strings: dict keys and attribute names (defined in module.c) */
-extern PyObject *s_action[N_ACTIONS], *s_result[N_RESULTS], *s_info, *s_debug;
+extern PyObject *s_action[N_ACTIONS], *s_result[N_RESULTS], *s_level[N_LEVELS];
 extern PyObject *s_duration_key[CELLS]; /* (action, result) */
 extern PyObject *a_lines, *a_transfers, *a_bytes, *a_sizes, *a_durations, *a_in_flight,
     *a_requested, *a_pending, *a_top_pieces, *a_counts, *a_capacity, *a_add, *a_geo, *a_record,
     *a_max_pending, *a_newest, *a_next_sweep, *a_starts_expired, *a_clock, *a_last_timestamp,
     *a_sweep, *a_evict_oldest, *a_new_satellite, *a_line, *a_bounds, *a_sum, *a_durations_for,
-    *a_read_time_slack, *a_geo_slot_end, *a_available_space, *a_index_starts;
+    *a_read_time_slack, *a_geo_slot_end, *a_available_space, *a_index_starts, *a_errors,
+    *a_cancel_reasons;
 
 /* ---- the grammar of a common line (parser.COMMON_LINE_RE) ------------------------------ */
 
 typedef struct {
     const char *ts, *piece, *sat, *remote;
     Py_ssize_t ts_len, piece_len, sat_len, remote_len;
-    int info;    /* INFO, else DEBUG */
+    int level;   /* index into s_level */
     int started; /* "... started", else a finished transfer with this result: */
     int result;  /* index into RESULT_NAMES */
+    int reason;  /* a failure's or a cancel's reason label (reasons.c), -1 for none */
+    int has_sent; /* a canceled download's reason says how many bytes it sent: */
+    long long sent;
     int action;  /* index into ACTION_NAMES */
     int has_size;
     long long size;
@@ -93,8 +102,12 @@ typedef struct {
     int dirty; /* anything below (or in sats, hists) not written back */
     const char *last_ts;
     Py_ssize_t last_ts_len;
-    long long info, debug, in_flight_add[N_ACTIONS];
-    unsigned char known_lines[2], known_in_flight[N_ACTIONS]; /* see counter() in apply.c */
+    long long levels[N_LEVELS], in_flight_add[N_ACTIONS];
+    unsigned char known_lines[N_LEVELS], known_in_flight[N_ACTIONS]; /* see counter() */
+    PyObject *error_counts, *cancel_counts; /* NodeState.errors, .cancel_reasons */
+    int reasons_dirty;
+    long long errors_add[N_ACTIONS][MAX_REASONS], cancels_add[N_ACTIONS][MAX_REASONS];
+    unsigned char known_errors[N_ACTIONS][MAX_REASONS], known_cancels[N_ACTIONS][MAX_REASONS];
     Hist hists[HIST_CACHE];
     int n_hists, size_hist[N_ACTIONS], duration_hist[CELLS]; /* index or -1 */
     int have_clocks, newest_dirty;
@@ -133,6 +146,10 @@ int pending_put(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
                 const char *remote, Py_ssize_t rlen, double when);
 int pending_take(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
                  const char *remote, Py_ssize_t rlen, double *when);
+/* reasons.c */
+extern int reason_speed_too_low, reason_database;
+int classify(const char *text, Py_ssize_t n);
+int reasons_write_back(Ctx *ctx, int full);
 /* geo.c */
 void geo_forget(Ctx *ctx);
 int geo_record_fast(Ctx *ctx, const CommonLine *c, PyObject *action);

@@ -30,21 +30,27 @@
 #include "hotpath.h"
 
 const char *ACTION_NAMES[N_ACTIONS] = {"GET", "GET_AUDIT", "GET_REPAIR", "PUT", "PUT_REPAIR"};
-const char *RESULT_NAMES[N_RESULTS] = {"success", "canceled"};
+const char *RESULT_NAMES[N_RESULTS] = {"success", "canceled", "failed"};
+static const char *LEVEL_NAMES[N_LEVELS] = {"info", "debug", "warn", "error"};
 /* interned strings: dict keys and attribute names */
-PyObject *s_action[N_ACTIONS], *s_result[N_RESULTS], *s_info, *s_debug;
+PyObject *s_action[N_ACTIONS], *s_result[N_RESULTS], *s_level[N_LEVELS];
 PyObject *s_duration_key[CELLS]; /* (action, result) */
 PyObject *a_lines, *a_transfers, *a_bytes, *a_sizes, *a_durations, *a_in_flight,
     *a_requested, *a_pending, *a_top_pieces, *a_counts, *a_capacity, *a_add, *a_geo, *a_record,
     *a_max_pending, *a_newest, *a_next_sweep, *a_starts_expired, *a_clock, *a_last_timestamp,
     *a_sweep, *a_evict_oldest, *a_new_satellite, *a_line, *a_bounds, *a_sum, *a_durations_for,
-    *a_read_time_slack, *a_geo_slot_end, *a_available_space, *a_index_starts;
+    *a_read_time_slack, *a_geo_slot_end, *a_available_space, *a_index_starts, *a_errors,
+    *a_cancel_reasons;
 
-extern const char scan_doc[];
+extern const char scan_doc[], set_reasons_doc[], classify_doc[];
 PyObject *scan(PyObject *module, PyObject *args);
+PyObject *set_reasons(PyObject *module, PyObject *args);
+PyObject *py_classify(PyObject *module, PyObject *arg);
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
+    {"set_reasons", set_reasons, METH_VARARGS, set_reasons_doc},
+    {"classify", py_classify, METH_O, classify_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -68,8 +74,8 @@ PyInit__hotpath(void)
         PyObject **slot;
         const char *s;
     } names[] = {
-        {&s_info, "info"},
-        {&s_debug, "debug"},             {&a_lines, "lines"},
+        {&a_errors, "errors"},           {&a_cancel_reasons, "cancel_reasons"},
+        {&a_lines, "lines"},
         {&a_transfers, "transfers"},     {&a_bytes, "bytes"}, {&a_requested, "requested"},
         {&a_sizes, "sizes"},             {&a_durations, "durations"},
         {&a_in_flight, "in_flight"},     {&a_pending, "pending"},
@@ -88,6 +94,9 @@ PyInit__hotpath(void)
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (intern(names[i].slot, names[i].s) < 0)
+            return NULL;
+    for (int l = 0; l < N_LEVELS; l++)
+        if (intern(&s_level[l], LEVEL_NAMES[l]) < 0)
             return NULL;
     for (int r = 0; r < N_RESULTS; r++)
         if (intern(&s_result[r], RESULT_NAMES[r]) < 0)

@@ -99,6 +99,81 @@ is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
+/* (?:[^"\\]|\\.)*" as parser._ERROR_RE reads a value, without tabs or bytes >= 0x80 */
+static int
+json_string(const char **pp, const char *end, const char **value, Py_ssize_t *len)
+{
+    const char *p = *pp;
+    while (p < end && *p != '"') {
+        if (QUOTED_STOP[(unsigned char)*p])
+            return 0;
+        if (*p == '\\' && (++p >= end || QUOTED_STOP[(unsigned char)*p]))
+            return 0;
+        p++;
+    }
+    if (p >= end)
+        return 0;
+    *value = *pp;
+    *len = p - *pp;
+    *pp = p + 1;
+    return 1;
+}
+
+/*
+ * The rest of a canceled line with a `reason` (v1.146: `, "reason": "..."}`) or of a failed
+ * line (`, "error": "..."[, "errorVerbose": "..."]}`), read as parser._reasons and
+ * parser._sent do: the reason label, a failed upload that is a cancel (speed too low), the
+ * bytes a canceled download sent. Since no value holds an unescaped quote, the regexes
+ * Python searches the whole fields with find these very keys. A DEBUG line with a reason
+ * (it may be the second line of a race-lost cancel, exporter/cancels.py) and a database
+ * error (its event comes from the whole text) go to Python.
+ */
+static __attribute__((noinline)) int
+why(const char *p, const char *end, CommonLine *c)
+{
+    const char *v;
+    Py_ssize_t n;
+    if (c->level == DEBUG_LEVEL)
+        return 0;
+    if (c->result == 1) {
+        if (!LIT(p, end, ", \"reason\": \"") || !quoted(&p, end, &v, &n) ||
+            end - p != 1 || *p != '}' || memchr(v, '\\', (size_t)n) != NULL)
+            return 0;
+        if ((c->reason = classify(v, n)) < 0)
+            return 0;
+        const char *q = v, *e = v + n, *digits;
+        if (c->action < N_DOWNLOADS && LIT(q, e, "downloaded size (")) {
+            digits = q;
+            while (q < e && is_digit(*q) && q - digits <= 8)
+                q++;
+            long long sent = 0;
+            for (const char *d = digits; d < q; d++)
+                sent = sent * 10 + (*d - '0');
+            /* \d{1,8} then " bytes)"; parser._size keeps it up to MAX_PIECE_SIZE */
+            c->has_sent = q > digits && q - digits <= 8 && LIT(q, e, " bytes)") &&
+                          sent <= MAX_PIECE_SIZE;
+            c->sent = sent;
+        }
+        return 1;
+    }
+    if (c->result != FAILED || !LIT(p, end, ", \"error\": \"") || !json_string(&p, end, &v, &n))
+        return 0;
+    if (LIT(p, end, ", \"errorVerbose\": \"")) {
+        const char *verbose;
+        Py_ssize_t verbose_len;
+        if (!json_string(&p, end, &verbose, &verbose_len))
+            return 0;
+    }
+    if (end - p != 1 || *p != '}')
+        return 0;
+    c->reason = classify(v, n);
+    if (c->reason < 0 || c->reason == reason_database)
+        return 0;
+    if (c->reason == reason_speed_too_low)
+        c->result = 1; /* the node cut a slow upload: a cancel */
+    return 1;
+}
+
 /* always inlined: the scan loop calls it twice (the second time behind a prefix) */
 static inline __attribute__((always_inline)) int
 parse_common(const char *p, const char *end, CommonLine *c)
@@ -122,9 +197,13 @@ parse_common(const char *p, const char *end, CommonLine *c)
     p = tab + 1;
 
     if (LIT(p, end, "INFO\t"))
-        c->info = 1;
+        c->level = 0;
     else if (LIT(p, end, "DEBUG\t"))
-        c->info = 0;
+        c->level = DEBUG_LEVEL;
+    else if (LIT(p, end, "WARN\t"))
+        c->level = 2;
+    else if (LIT(p, end, "ERROR\t"))
+        c->level = 3;
     else
         return 0;
     /* `piecestore:endpoint`: the modular node (v1.120+, storagenode/mud.go) */
@@ -137,7 +216,9 @@ parse_common(const char *p, const char *end, CommonLine *c)
         c->started = 1;
     else if ((LIT(p, end, "upload canceled") || LIT(p, end, "download canceled")) &&
              LIT(p, end, "\t"))
-        c->result = 1; /* only without a "reason" field: the shape below has none */
+        c->result = 1; /* not the race-lost ones: "canceled (race lost ...)" */
+    else if (LIT(p, end, "upload failed\t") || LIT(p, end, "download failed\t"))
+        c->result = FAILED;
     else
         return 0;
 
@@ -205,7 +286,11 @@ parse_common(const char *p, const char *end, CommonLine *c)
     if (!fits || (!c->has_size && !c->started) || (c->has_size && c->size > MAX_PIECE_SIZE) ||
         c->piece_len > MAX_FIELD || c->remote_len > MAX_FIELD)
         return 0; /* leave odd sizes and fields to the Python parser */
-    return end - p == 1 && *p == '}';
+    c->reason = -1;
+    c->has_sent = 0;
+    if (end - p == 1 && *p == '}')
+        return c->result != FAILED; /* a failure without an error: Python */
+    return !c->started && why(p, end, c);
 }
 
 /* ---- prefixes (exporter/prefixes.py PATTERN, the same grammar) -------------------------- */
