@@ -401,3 +401,35 @@ def test_failures_and_cancels_with_reasons_agree(kind):
     assert expected["errors"] and expected["cancel_reasons"]
     for size in (1, 64):
         assert everything(via(kind, batched(lines, size), None)) == expected
+
+
+@native
+def test_c_timestamps_are_fromisoformat():
+    """The scan reads the usual timestamp shape itself; where it answers, it must be what
+    TimestampCache (datetime.fromisoformat(ts).timestamp()) gives, to the last bit."""
+    from datetime import datetime
+
+    from exporter import _hotpath
+
+    rng = random.Random(13)
+    shapes = ["2024-03-13T09:00:00Z", "2024-02-29T23:59:59.999999Z", "2023-02-29T00:00:00Z",
+              "1900-02-29T00:00:00Z", "2000-02-29T00:00:00+23:59", "2024-03-13T24:00:00Z",
+              "2024-03-13T09:60:00Z", "2024-03-13T09:00:60Z", "2024-13-01T00:00:00Z",
+              "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.9Z", "2024-03-13T09:00:00.Z",
+              "2024-03-13T09:00:00.1234567Z", "2024-03-13T09:00:00+24:00", "2024-03-13T09:00:00z",
+              "2024-03-13T09:00:00+0200", "2024-03-13T09:00:00", "1969-12-31T23:59:59.5-01:30"]
+    for _ in range(30_000):
+        zone = rng.choice(["Z", "+00:00", f"-{rng.randrange(30):02d}:{rng.randrange(70):02d}",
+                           f"+{rng.randrange(30):02d}:{rng.randrange(70):02d}"])
+        frac = rng.choice(["", "." + str(rng.randrange(10**6)).zfill(rng.randrange(1, 7))[:6]])
+        shapes.append(f"{rng.randrange(1, 10000):04d}-{rng.randrange(0, 14):02d}-"
+                      f"{rng.randrange(0, 33):02d}T{rng.randrange(25):02d}:{rng.randrange(61):02d}"
+                      f":{rng.randrange(61):02d}{frac}{zone}")
+    answered = 0
+    for ts in shapes:
+        got = _hotpath.timestamp(ts)
+        if got is None:
+            continue
+        answered += 1
+        assert got == datetime.fromisoformat(ts).timestamp(), ts
+    assert answered > 500

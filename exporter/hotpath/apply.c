@@ -127,6 +127,11 @@ event_time(Ctx *ctx, const CommonLine *c, double *when)
         memcmp(ctx->clock_ts, c->ts, (size_t)c->ts_len) == 0) {
         logged = ctx->clock_value;
     }
+    else if (log_time(c->ts, c->ts_len, &logged)) { /* clock.c: the usual shape */
+        ctx->clock_ts = c->ts;
+        ctx->clock_ts_len = c->ts_len;
+        ctx->clock_value = logged;
+    }
     else { /* TimestampCache only reads the string: no flush needed */
         PyObject *ts = PyUnicode_DecodeASCII(c->ts, c->ts_len, NULL);
         if (ts == NULL)

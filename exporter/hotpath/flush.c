@@ -69,10 +69,8 @@ flush_hist(Hist *h, int full)
  * takes the place in the dict's order Python would give it); otherwise at the full flush.
  * *known: the key is in the dict (keys are never removed while a batch runs). */
 int
-counter(PyObject *dict, PyObject *key, long long *delta, unsigned char *known, int full)
+counter_add(PyObject *dict, PyObject *key, long long *delta, unsigned char *known, int full)
 {
-    if (*delta == 0)
-        return 0;
     if (!full && !*known) {
         int has = PyDict_Contains(dict, key);
         if (has < 0)

@@ -133,7 +133,13 @@ int apply_other(Ctx *ctx, const char *p, Py_ssize_t n);
 /* flush.c */
 int flush(Ctx *ctx);                  /* everything (the end of the batch) */
 int write_back(Ctx *ctx, int full);   /* full = 0: what Python may see, before it runs */
-int counter(PyObject *dict, PyObject *key, long long *delta, unsigned char *known, int full);
+int counter_add(PyObject *dict, PyObject *key, long long *delta, unsigned char *known, int full);
+/* see counter_add; most counters are 0 when a flush walks them */
+static inline int
+counter(PyObject *dict, PyObject *key, long long *delta, unsigned char *known, int full)
+{
+    return *delta == 0 ? 0 : counter_add(dict, key, delta, known, full);
+}
 int dict_add_long(PyObject *dict, PyObject *key, long long delta);
 int attr_double(PyObject *obj, PyObject *name, double *out);
 int set_attr_double(PyObject *obj, PyObject *name, double value);
@@ -146,6 +152,8 @@ int pending_put(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
                 const char *remote, Py_ssize_t rlen, double when);
 int pending_take(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
                  const char *remote, Py_ssize_t rlen, double *when);
+/* clock.c */
+int log_time(const char *ts, Py_ssize_t n, double *value);
 /* reasons.c */
 extern int reason_speed_too_low, reason_database;
 int classify(const char *text, Py_ssize_t n);

@@ -42,7 +42,8 @@ PyObject *a_lines, *a_transfers, *a_bytes, *a_sizes, *a_durations, *a_in_flight,
     *a_read_time_slack, *a_geo_slot_end, *a_available_space, *a_index_starts, *a_errors,
     *a_cancel_reasons;
 
-extern const char scan_doc[], set_reasons_doc[], classify_doc[];
+extern const char scan_doc[], set_reasons_doc[], classify_doc[], timestamp_doc[];
+PyObject *py_timestamp(PyObject *module, PyObject *arg);
 PyObject *scan(PyObject *module, PyObject *args);
 PyObject *set_reasons(PyObject *module, PyObject *args);
 PyObject *py_classify(PyObject *module, PyObject *arg);
@@ -51,6 +52,7 @@ static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
     {"set_reasons", set_reasons, METH_VARARGS, set_reasons_doc},
     {"classify", py_classify, METH_O, classify_doc},
+    {"timestamp", py_timestamp, METH_O, timestamp_doc},
     {NULL, NULL, 0, NULL},
 };
 

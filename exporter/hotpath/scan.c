@@ -1,5 +1,8 @@
 /* The grammar of a common line (parser.COMMON_LINE_RE, exporter/prefixes.py) and the scan loop. */
 #include "hotpath.h"
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 
 /* p[0:n] == s[0:n], n a constant: unrolled into word compares (memcmp was a libc call) */
@@ -53,14 +56,31 @@ word_stops(uint64_t v)
     return (((q - ONES) & ~q) | ((t - ONES) & ~t) | v) & HIGHS ? 1 : 0;
 }
 
-static inline int
-quoted(const char **pp, const char *end, const char **value, Py_ssize_t *len)
+/* the first '"', tab or byte >= 0x80 from p (or end), 16 or 8 bytes at a time */
+static inline const char *
+stop(const char *p, const char *end)
 {
-    const char *p = *pp;
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), tab = _mm_set1_epi8('\t');
+    for (; end - p >= 16; p += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        int m = _mm_movemask_epi8(
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, tab)), v));
+        if (m != 0)
+            return p + __builtin_ctz((unsigned)m);
+    }
+#endif
     for (uint64_t v; end - p >= 8 && (memcpy(&v, p, 8), !word_stops(v)); p += 8)
         ;
     while (p < end && !QUOTED_STOP[(unsigned char)*p])
         p++;
+    return p;
+}
+
+static inline int
+quoted(const char **pp, const char *end, const char **value, Py_ssize_t *len)
+{
+    const char *p = stop(*pp, end);
     if (p >= end || *p != '"')
         return 0;
     *value = *pp;
