@@ -134,11 +134,11 @@ int apply_other(Ctx *ctx, const char *p, Py_ssize_t n);
 int flush(Ctx *ctx);                  /* everything (the end of the batch) */
 int write_back(Ctx *ctx, int full);   /* full = 0: what Python may see, before it runs */
 int counter_add(PyObject *dict, PyObject *key, long long *delta, unsigned char *known, int full);
-/* see counter_add; most counters are 0 when a flush walks them */
+/* see counter_add; most counters are 0, or wait for the full flush, when a flush walks them */
 static inline int
 counter(PyObject *dict, PyObject *key, long long *delta, unsigned char *known, int full)
 {
-    return *delta == 0 ? 0 : counter_add(dict, key, delta, known, full);
+    return *delta == 0 || (!full && *known) ? 0 : counter_add(dict, key, delta, known, full);
 }
 int dict_add_long(PyObject *dict, PyObject *key, long long delta);
 int attr_double(PyObject *obj, PyObject *name, double *out);
