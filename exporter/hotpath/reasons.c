@@ -65,7 +65,8 @@ add_needle(PyObject *needle, int label)
 const char set_reasons_doc[] = PyDoc_STR(
     "set_reasons(rules, speed_too_low, database)\n--\n\n"
     "The table of exporter.reasons.classify ((label, needles), ...), and the labels the scan\n"
-    "treats apart (a failed upload that is a cancel; a database error: Python).");
+    "treats apart (a failed upload that is a cancel; a database error: Python). Once: a\n"
+    "second call changes nothing.");
 
 PyObject *
 set_reasons(PyObject *module, PyObject *args)
@@ -73,10 +74,8 @@ set_reasons(PyObject *module, PyObject *args)
     PyObject *rules, *speed, *database;
     if (!PyArg_ParseTuple(args, "O!UU:set_reasons", &PyTuple_Type, &rules, &speed, &database))
         return NULL;
-    if (n_needles >= 0) {
-        PyErr_SetString(PyExc_RuntimeError, "set_reasons: the table is set once");
-        return NULL;
-    }
+    if (n_needles >= 0) /* set already (exporter.state imported again): the table stays */
+        Py_RETURN_NONE;
     n_needles = 0;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(rules); i++) {
         PyObject *rule = PyTuple_GET_ITEM(rules, i), *label, *list;
