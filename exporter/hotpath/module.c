@@ -5,16 +5,23 @@
  * 3-4 us even after one regex finds it, which caps `report` at ~140k lines/s. This module
  * does the same work without the interpreter: it walks a bytes block line by line, reads
  * the lines that parser.COMMON_LINE_RE describes (the same grammar, ASCII only) plus the
- * `... canceled` lines of the same shape (no "reason" field; not the race-lost ones, which
- * NodeState pairs with their DEBUG line in Python), and updates the NodeState's
- * plain dicts and Histograms exactly as NodeState._feed_text and NodeState.apply do.
+ * `... canceled` and `... failed` lines of the same shape, with their `reason` or `error`
+ * (issue 15: reasons.c; not the race-lost cancels, which NodeState pairs with their DEBUG
+ * line in Python), and updates the NodeState's plain dicts and Histograms exactly as
+ * NodeState._feed_text and NodeState.apply do.
+ *
+ * Issue 15, no Python object per common line: the pairing table of starts is C-owned
+ * (pending.c, NodeState.pending when this module is built), log timestamps are read in C
+ * (clock.c), and what is added up is written back once per batch; before a Python line
+ * only what Python may see or order differently is (flush.c write_back).
+ *
  * Every other line -- and any common-looking line it is not sure about -- goes to
  * NodeState._line, in order, so the Python parser stays the one reference.
  * tests/test_hotpath.py checks that all paths leave identical state.
  *
  * Rare branches call back into NodeState (_sweep, _evict_oldest, _new_satellite,
- * _durations_for, TopPieces.add, the timestamp cache, geo.record), so there is one
- * implementation of each of them.
+ * _durations_for, TopPieces.add, the timestamp cache for odd shapes, geo.record), so there
+ * is one implementation of each of them.
  *
  * Hostile lines (issue 12): a size over parser.MAX_PIECE_SIZE or a piece ID or remote
  * address over parser.MAX_FIELD goes to Python, and the label of a satellite seen for the
