@@ -21,7 +21,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from datetime import datetime
 
-from exporter import prefixes
+from exporter import prefixes, reasons
 from exporter.cancels import RaceLost, StartIndex
 from exporter.housekeeping import HOUSE_BUCKETS, SATELLITE_METRICS
 from exporter.parser import (
@@ -61,19 +61,23 @@ START_INDEX_MAX = 10_000
 PIECE_ID = re.compile(r"[A-Z2-7]{52}")
 
 
-def _native_scan() -> Callable | None:
-    """exporter._hotpath.scan when the C extension was built (it is optional), unless
-    STORAGENODE_EXPORTER_PURE_PYTHON is set; None means the pure Python path."""
+def _native() -> tuple[Callable | None, Callable[[], dict] | None]:
+    """exporter._hotpath's scan and Pending when the C extension was built (it is optional),
+    unless STORAGENODE_EXPORTER_PURE_PYTHON is set; (None, None) means the pure Python path."""
     if os.environ.get("STORAGENODE_EXPORTER_PURE_PYTHON"):
-        return None
+        return None, None
     try:
         from exporter import _hotpath
     except ImportError:
-        return None
-    return _hotpath.scan
+        return None, None
+    # the failures and cancels with a reason are read in C too, classified by this table
+    _hotpath.set_reasons(reasons._RULES, reasons.SPEED_TOO_LOW, "database")
+    return _hotpath.scan, _hotpath.Pending
 
 
-NATIVE_SCAN = _native_scan()
+#: the C scan, and the pairing table it reads without Python objects (a mapping that
+#: behaves as the dict of the pure Python path: insertion order, and `expire` for _sweep)
+NATIVE_SCAN, NATIVE_PENDING = _native()
 
 
 class Histogram:
@@ -170,6 +174,7 @@ class NodeState:
         if native and NATIVE_SCAN is None:
             raise RuntimeError("exporter._hotpath is not built (or disabled by the environment)")
         self._scan = NATIVE_SCAN if native is None or native else None
+        self._pending_type = dict if self._scan is None else NATIVE_PENDING
         self.node = node
         self.lock = threading.Lock()
         self.pairing_timeout = pairing_timeout
@@ -189,7 +194,7 @@ class NodeState:
         self.events: dict[str, int] = {}
         self.in_flight: dict[str, int] = dict.fromkeys(ACTIONS, 0)
         #: (piece_id, action, remote address) -> start time, in insertion (time) order
-        self.pending: dict[tuple[str, str, str], float] = {}
+        self.pending: dict[tuple[str, str, str], float] = self._pending_type()
         self.starts_expired = 0
         self.top_pieces = TopPieces()
         self.last_timestamp = ""
@@ -555,17 +560,29 @@ class NodeState:
             hist = self.durations[(action, result)] = Histogram(DURATION_BUCKETS)
         return hist
 
+    def restore_pending(self, starts: dict[tuple[str, str, str], float]) -> None:
+        """Replace the pairing table (a checkpoint), in the type this state pairs with."""
+        table = self._pending_type()
+        for key, when in starts.items():
+            table[key] = when
+        self.pending = table
+
     def _sweep(self) -> None:
         """Drop starts older than the pairing timeout (their finish line never came)."""
         horizon = self._newest - self.pairing_timeout
-        keep = {}
-        for key, when in self.pending.items():
-            if when >= horizon:
-                keep[key] = when
-            else:
+        if type(self.pending) is not dict:  # the C table does the same loop in place
+            for action in self.pending.expire(horizon):
                 self.starts_expired += 1
-                self.in_flight[key[1]] -= 1
-        self.pending = keep
+                self.in_flight[action] -= 1
+        else:
+            keep = {}
+            for key, when in self.pending.items():
+                if when >= horizon:
+                    keep[key] = when
+                else:
+                    self.starts_expired += 1
+                    self.in_flight[key[1]] -= 1
+            self.pending = keep
         self._next_sweep = self._newest + min(60.0, self.pairing_timeout / 4)
 
     def _evict_oldest(self, count: int) -> None:

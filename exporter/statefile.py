@@ -466,7 +466,7 @@ def restore(state: NodeState, saved: SavedNode) -> None:
         state.durations = v["durations"]
         state.errors = v["errors"]
         state.events = v["events"]
-        state.pending = v["pending"]
+        state.restore_pending(v["pending"])
         # in_flight counts exactly the pending starts (NodeState keeps that invariant)
         state.in_flight = dict.fromkeys(ACTIONS, 0)
         for _piece, action, _remote in v["pending"]:

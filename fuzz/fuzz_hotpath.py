@@ -5,7 +5,8 @@ fixtures).
 It imports the sanitized build from fuzz/build.py, never the in-place extension, so it must
 run in a Python with the sanitizer runtime preloaded: fuzz/run.py does that
 (`build.runtime_env()`). Each input goes through NodeState.feed_block (bytes, as the file
-tailer gives them) and NodeState.feed (text lines, as Docker and the forwarder give them).
+tailer gives them) and NodeState.feed (text lines, as Docker and the forwarder give them);
+the scan's timestamp and reason readers are checked against Python on the same lines.
 """
 
 from __future__ import annotations
@@ -79,9 +80,29 @@ def _pair(mode: checks.Mode, method: str, items: list, what: str) -> NodeState |
     return c
 
 
+def _same_helpers(raw_lines: list[bytes]) -> None:
+    """The scan's own timestamp and reason readers (exporter/hotpath/clock.c, reasons.c)
+    against the Python they stand for, on each line's first field and quoted values."""
+    from datetime import datetime
+
+    from exporter import _hotpath, reasons
+
+    for raw in raw_lines[:50]:
+        line = raw.decode("ascii", "replace")
+        ts = line.split("\t", 1)[0]
+        got = _hotpath.timestamp(ts)
+        if got is not None and got != datetime.fromisoformat(ts).timestamp():
+            raise checks.Finding(f"same: timestamp({ts!r}): C {got!r}")
+        for text in line.split('"')[1::2]:
+            label = _hotpath.classify(text)
+            if label is not None and label != reasons.classify(text):
+                raise checks.Finding(f"same: classify({text!r}): C {label!r}")
+
+
 def one_input(data: bytes) -> None:
     mode, raw = checks.split(data)
     raw_lines = raw.split(b"\n")
+    _same_helpers(raw_lines)
     blocks = [b"\n".join(x) for x in checks.batches(raw_lines, mode.batch)]
     state = _pair(mode, "feed_block", blocks, f"feed_block() in blocks of {mode.batch} lines")
     if state is not None:

@@ -289,3 +289,147 @@ def test_every_prefix_of_common_lines_agrees_with_the_reference():
     expected = everything(reference(lines, None))
     assert expected["unparsed"] > 100
     assert everything(via("block", batched(lines, 64), None)) == expected
+
+
+@native
+def test_pending_table_behaves_as_the_dict_it_replaces():
+    """exporter._hotpath.Pending (NodeState.pending with the C path) against a dict, on the
+    operations NodeState and the checkpoint use: insertion order (a key written again keeps
+    its place), pop/del/in/get, iteration, `expire` as _sweep's loop, keys of any text."""
+    from exporter.state import NATIVE_PENDING
+
+    rng = random.Random(7)
+    pieces = ["P" * 52, "é", "\udcff", "", "a" * 400, *map(str, range(40))]
+    remotes = ["1.2.3.4:5", "[::1]:7", "", "ü" * 200]
+    actions = ["GET", "GET_AUDIT", "GET_REPAIR", "PUT", "PUT_REPAIR"]
+    table, ref = NATIVE_PENDING(), {}
+    for step in range(20_000):
+        key = (rng.choice(pieces), rng.choice(actions), rng.choice(remotes))
+        op = rng.randrange(6)
+        if op < 2:
+            table[key] = ref[key] = float(step)
+        elif op == 2:
+            assert table.pop(key, None) == ref.pop(key, None)
+        elif op == 3:
+            assert (key in table) == (key in ref) and table.get(key) == ref.get(key)
+            if key in ref:
+                del table[key], ref[key]
+        elif op == 4 and step % 50 == 0:
+            horizon = step - 300.0
+            gone = [k[1] for k, w in ref.items() if not w >= horizon]
+            ref = {k: w for k, w in ref.items() if w >= horizon}
+            assert table.expire(horizon) == gone
+        assert len(table) == len(ref)
+    assert table.items() == list(ref.items()) and list(table) == list(ref)
+    assert dict(table) == ref and table.values() == list(ref.values())
+    for bad in (("P", "DELETE", "r"), ("P", "GET"), ("P", "GET", None), "x"):
+        assert bad not in table and table.pop(bad, 1) == 1
+        with pytest.raises(KeyError):
+            table[bad]
+    with pytest.raises(TypeError):
+        table[("P", "unknown", "r")] = 1.0
+    it = iter(table)
+    next(it)
+    table[("new", "GET", "r")] = 0.0
+    with pytest.raises(RuntimeError):
+        next(it)
+    table.clear()
+    assert len(table) == 0 and not table and table.items() == []
+
+
+@native
+def test_c_classify_is_reasons_classify():
+    """The scan classifies failures and cancels with the table of exporter/reasons.py; the
+    code around it (lower case, first match, the bare `eof`) must give the same label."""
+    from exporter import _hotpath, reasons
+
+    rng = random.Random(11)
+    needles = [n for _, group in reasons._RULES for n in group]
+    pieces = ["", "x", ": ", "EOF", "eof", "read: ", "\\\"", "Tls: ", "1.2.3.4:5", " "]
+    texts = ["eof", "EOF", ": eof", "read: EOF", "xeof", ": eofx", "", "other", "e: eof"]
+    for _ in range(20_000):
+        parts = [rng.choice(pieces) for _ in range(rng.randrange(4))]
+        if rng.random() < 0.7:
+            needle = rng.choice(needles)
+            parts.insert(rng.randrange(len(parts) + 1),
+                         "".join(ch.upper() if rng.random() < 0.3 else ch for ch in needle))
+        texts.append("".join(parts))
+    for text in texts:
+        assert _hotpath.classify(text) == reasons.classify(text), text
+    assert _hotpath.classify("é") is None and _hotpath.classify("x" * 5000) is None
+
+
+def reason_lines() -> list[str]:
+    """Failed and canceled lines of every shape the scan reads, and near misses."""
+    head = ('2026-01-15T10:00:{s:02d}Z\t{level}\tpiecestore\t{msg}\t{{"process": "storagenode", '
+            '"piece_id": "P{i}", "satellite_id": "' + US1 + '", "action": "{action}", ')
+    down = '"offset": 0, "size": {size}, "remote_address": "1.2.3.4:{i}"'
+    up = '"remote_address": "1.2.3.4:{i}", "size": {size}'
+    tails = [', "reason": "{text}"}}', ', "error": "{text}", "errorVerbose": "{text}\\n\\tx"}}',
+             ', "error": "{text}"}}', "}}", ', "reason": "{text}", "error": "x"}}',
+             ', "error": "{text}", "errorVerbose": "a\\"}}', ', "Error": "{text}"}}']
+    texts = ["context canceled", "speed too low, current: 1 < limit: 2", "database is locked",
+             "downloaded size (0 bytes) does not match received message size (256 bytes)",
+             "downloaded size (99999999 bytes) x", "downloaded size (123456789 bytes) x",
+             "downloaded size (12 bytes", "read: EOF", 'said \\"no\\"', "tab\there", "é",
+             "stream closed by peer", "", "x" * 5000]
+    rng = random.Random(12)
+    lines = []
+    for i in range(3000):
+        msg = rng.choice(["upload failed", "download failed", "upload canceled",
+                          "download canceled", "downloaded", "upload started"])
+        shape = down if msg.startswith("download") else up
+        action = rng.choice(["GET", "GET_REPAIR", "PUT", "PUT_REPAIR"])
+        line = (head + shape + rng.choice(tails)).format(
+            s=i % 60, level=rng.choice(["INFO", "DEBUG", "WARN", "ERROR", "FATAL"]), msg=msg,
+            i=i % 40, action=action, size=rng.choice([0, 5, 2319360, 10**9]),
+            text=rng.choice(texts))
+        lines.append(line)
+        if rng.random() < 0.3:  # a start for the next ones to pair with
+            lines.append(line.split("\t")[0] + '\tINFO\tpiecestore\tdownload started\t{"process"'
+                         f': "storagenode", "piece_id": "P{i % 40}", "satellite_id": "{US1}", '
+                         f'"action": "{action}", "offset": 0, "size": 5, "remote_address": '
+                         f'"1.2.3.4:{i % 40}"}}')
+    return lines
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_failures_and_cancels_with_reasons_agree(kind):
+    """The failed and canceled lines the scan reads itself (and the ones it must not)."""
+    lines = reason_lines()
+    expected = everything(reference(lines, None))
+    assert expected["errors"] and expected["cancel_reasons"]
+    for size in (1, 64):
+        assert everything(via(kind, batched(lines, size), None)) == expected
+
+
+@native
+def test_c_timestamps_are_fromisoformat():
+    """The scan reads the usual timestamp shape itself; where it answers, it must be what
+    TimestampCache (datetime.fromisoformat(ts).timestamp()) gives, to the last bit."""
+    from datetime import datetime
+
+    from exporter import _hotpath
+
+    rng = random.Random(13)
+    shapes = ["2024-03-13T09:00:00Z", "2024-02-29T23:59:59.999999Z", "2023-02-29T00:00:00Z",
+              "1900-02-29T00:00:00Z", "2000-02-29T00:00:00+23:59", "2024-03-13T24:00:00Z",
+              "2024-03-13T09:60:00Z", "2024-03-13T09:00:60Z", "2024-13-01T00:00:00Z",
+              "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.9Z", "2024-03-13T09:00:00.Z",
+              "2024-03-13T09:00:00.1234567Z", "2024-03-13T09:00:00+24:00", "2024-03-13T09:00:00z",
+              "2024-03-13T09:00:00+0200", "2024-03-13T09:00:00", "1969-12-31T23:59:59.5-01:30"]
+    for _ in range(30_000):
+        zone = rng.choice(["Z", "+00:00", f"-{rng.randrange(30):02d}:{rng.randrange(70):02d}",
+                           f"+{rng.randrange(30):02d}:{rng.randrange(70):02d}"])
+        frac = rng.choice(["", "." + str(rng.randrange(10**6)).zfill(rng.randrange(1, 7))[:6]])
+        shapes.append(f"{rng.randrange(1, 10000):04d}-{rng.randrange(0, 14):02d}-"
+                      f"{rng.randrange(0, 33):02d}T{rng.randrange(25):02d}:{rng.randrange(61):02d}"
+                      f":{rng.randrange(61):02d}{frac}{zone}")
+    answered = 0
+    for ts in shapes:
+        got = _hotpath.timestamp(ts)
+        if got is None:
+            continue
+        answered += 1
+        assert got == datetime.fromisoformat(ts).timestamp(), ts
+    assert answered > 500

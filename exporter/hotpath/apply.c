@@ -1,48 +1,7 @@
-/* Applying a line to the NodeState: counters added up in C, written back by flush(). */
+/* Applying a line to the NodeState: counters added up in C, written back by flush.c. */
 #include "hotpath.h"
 
-
-static int
-dict_add_long(PyObject *dict, PyObject *key, long long delta)
-{
-    PyObject *d = PyLong_FromLongLong(delta);
-    if (d == NULL)
-        return -1;
-    PyObject *old = PyDict_GetItemWithError(dict, key);
-    PyObject *sum = old != NULL ? PyNumber_Add(old, d) : NULL;
-    int rc = -1;
-    if (old == NULL && !PyErr_Occurred())
-        rc = PyDict_SetItem(dict, key, d);
-    else if (sum != NULL)
-        rc = PyDict_SetItem(dict, key, sum);
-    Py_DECREF(d);
-    Py_XDECREF(sum);
-    return rc;
-}
-
-int
-attr_double(PyObject *obj, PyObject *name, double *out)
-{
-    PyObject *v = PyObject_GetAttr(obj, name);
-    if (v == NULL)
-        return -1;
-    *out = PyFloat_AsDouble(v);
-    Py_DECREF(v);
-    return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
-}
-
-static int
-set_attr_double(PyObject *obj, PyObject *name, double value)
-{
-    PyObject *v = PyFloat_FromDouble(value);
-    if (v == NULL)
-        return -1;
-    int rc = PyObject_SetAttr(obj, name, v);
-    Py_DECREF(v);
-    return rc;
-}
-
-static void
+void
 hists_clear(Ctx *ctx)
 {
     for (int i = 0; i < ctx->n_hists; i++) {
@@ -56,84 +15,12 @@ hists_clear(Ctx *ctx)
         ctx->duration_hist[i] = -1;
 }
 
-static int
-flush_hist(Hist *h)
-{
-    for (Py_ssize_t i = 0; i <= h->n; i++) {
-        if (h->add[i] == 0)
-            continue;
-        PyObject *d = PyLong_FromLongLong(h->add[i]);
-        PyObject *n = d ? PyNumber_Add(PyList_GET_ITEM(h->counts, i), d) : NULL;
-        Py_XDECREF(d);
-        if (n == NULL)
-            return -1;
-        PyList_SetItem(h->counts, i, n); /* steals n */
-        h->add[i] = 0;
-    }
-    return set_attr_double(h->hist, a_sum, h->sum);
-}
-
-/* Write back everything added up in C, and forget what Python code may change. */
-int
-flush(Ctx *ctx)
-{
-    int rc = 0;
-    if (ctx->last_ts != NULL) {
-        PyObject *ts = PyUnicode_DecodeASCII(ctx->last_ts, ctx->last_ts_len, NULL);
-        if (ts == NULL || PyObject_SetAttr(ctx->state, a_last_timestamp, ts) < 0)
-            rc = -1;
-        Py_XDECREF(ts);
-        ctx->last_ts = NULL;
-    }
-    if (ctx->info && dict_add_long(ctx->lines, s_info, ctx->info) < 0)
-        rc = -1;
-    if (ctx->debug && dict_add_long(ctx->lines, s_debug, ctx->debug) < 0)
-        rc = -1;
-    ctx->info = ctx->debug = 0;
-    if (ctx->avail_dirty) {
-        PyObject *v = PyLong_FromLongLong(ctx->avail);
-        if (v == NULL || PyObject_SetAttr(ctx->state, a_available_space, v) < 0)
-            rc = -1;
-        Py_XDECREF(v);
-        ctx->avail_dirty = 0;
-    }
-    for (int a = 0; a < N_ACTIONS; a++) {
-        if (ctx->in_flight_add[a] &&
-            dict_add_long(ctx->in_flight, s_action[a], ctx->in_flight_add[a]) < 0)
-            rc = -1;
-        ctx->in_flight_add[a] = 0;
-    }
-    for (int i = 0; i < ctx->n_sats; i++) {
-        Satellite *s = &ctx->sats[i];
-        for (int k = 0; k < CELLS; k++) {
-            if (s->transfers[k] && dict_add_long(ctx->transfers, s->keys[k], s->transfers[k]) < 0)
-                rc = -1;
-            if (s->bytes[k] && dict_add_long(ctx->bytes, s->keys[k], s->bytes[k]) < 0)
-                rc = -1;
-            if (s->requested[k] &&
-                dict_add_long(ctx->requested, s->keys[k], s->requested[k]) < 0)
-                rc = -1;
-            s->transfers[k] = s->bytes[k] = s->requested[k] = 0;
-        }
-    }
-    for (int i = 0; i < ctx->n_hists; i++)
-        if (flush_hist(&ctx->hists[i]) < 0)
-            rc = -1;
-    hists_clear(ctx);
-    if (ctx->newest_dirty && set_attr_double(ctx->state, a_newest, ctx->newest) < 0)
-        rc = -1;
-    ctx->have_clocks = ctx->newest_dirty = 0;
-    Py_CLEAR(ctx->pending);
-    geo_forget(ctx);
-    return rc;
-}
-
 /* A method of the NodeState (or another object) that may look at anything: flush first.
  * Returns its result (a new reference) or NULL. */
 static PyObject *
 call_python_result(Ctx *ctx, PyObject *obj, PyObject *name, PyObject *arg1, PyObject *arg2)
 {
-    if (flush(ctx) < 0)
+    if (write_back(ctx, 0) < 0)
         return NULL;
     return PyObject_CallMethodObjArgs(obj, name, arg1, arg2, NULL);
 }
@@ -154,8 +41,11 @@ hist_cache(Ctx *ctx, PyObject *hist, int *slot)
 {
     if (*slot >= 0)
         return &ctx->hists[*slot];
-    if (ctx->n_hists == HIST_CACHE && flush(ctx) < 0)
-        return NULL;
+    if (ctx->n_hists == HIST_CACHE) {
+        if (flush(ctx) < 0)
+            return NULL;
+        hists_clear(ctx);
+    }
     Hist *h = &ctx->hists[ctx->n_hists];
     memset(h, 0, sizeof(*h));
     PyObject *bounds = PyObject_GetAttr(hist, a_bounds);
@@ -184,14 +74,21 @@ hist_cache(Ctx *ctx, PyObject *hist, int *slot)
 }
 
 /* hist.counts[bisect_left(hist.bounds, value)] += 1; hist.sum += value */
-static void
+static int
 observe(Hist *h, double value)
 {
+    if (h->sum_stale) {
+        if (attr_double(h->hist, a_sum, &h->sum) < 0)
+            return -1;
+        h->sum_stale = 0;
+    }
     Py_ssize_t i = 0;
     while (i < h->n && h->bounds[i] < value)
         i++;
     h->add[i]++;
     h->sum += value;
+    h->dirty = h->sum_dirty = 1;
+    return 0;
 }
 
 static int
@@ -211,8 +108,9 @@ pending(Ctx *ctx)
 {
     if (ctx->pending == NULL) {
         ctx->pending = PyObject_GetAttr(ctx->state, a_pending);
-        if (ctx->pending != NULL && !PyDict_Check(ctx->pending)) {
-            PyErr_SetString(PyExc_TypeError, "NodeState.pending must be a dict");
+        if (ctx->pending != NULL && !pending_check(ctx->pending)) {
+            PyErr_SetString(PyExc_TypeError, "NodeState.pending must be an "
+                                             "exporter._hotpath.Pending");
             Py_CLEAR(ctx->pending);
         }
     }
@@ -228,6 +126,11 @@ event_time(Ctx *ctx, const CommonLine *c, double *when)
     if (ctx->clock_ts != NULL && ctx->clock_ts_len == c->ts_len &&
         memcmp(ctx->clock_ts, c->ts, (size_t)c->ts_len) == 0) {
         logged = ctx->clock_value;
+    }
+    else if (log_time(c->ts, c->ts_len, &logged)) { /* clock.c: the usual shape */
+        ctx->clock_ts = c->ts;
+        ctx->clock_ts_len = c->ts_len;
+        ctx->clock_value = logged;
     }
     else { /* TimestampCache only reads the string: no flush needed */
         PyObject *ts = PyUnicode_DecodeASCII(c->ts, c->ts_len, NULL);
@@ -305,7 +208,7 @@ satellite(Ctx *ctx, const CommonLine *c)
 
 /* NodeState._start */
 static int
-start(Ctx *ctx, const CommonLine *c, PyObject *piece, PyObject *remote)
+start(Ctx *ctx, const CommonLine *c)
 {
     double when;
     int have = event_time(ctx, c, &when);
@@ -320,7 +223,7 @@ start(Ctx *ctx, const CommonLine *c, PyObject *piece, PyObject *remote)
     PyObject *table = pending(ctx);
     if (table == NULL)
         return -1;
-    if (PyDict_GET_SIZE(table) >= ctx->max_pending) {
+    if (pending_size(table) >= ctx->max_pending) {
         Py_ssize_t n = ctx->max_pending / 10 > 1 ? ctx->max_pending / 10 : 1;
         PyObject *count = PyLong_FromSsize_t(n);
         int rc = count ? call_python(ctx, ctx->state, a_evict_oldest, count, NULL) : -1;
@@ -328,50 +231,36 @@ start(Ctx *ctx, const CommonLine *c, PyObject *piece, PyObject *remote)
         if (rc < 0 || (table = pending(ctx)) == NULL)
             return -1;
     }
-    PyObject *action = s_action[c->action];
-    PyObject *key = PyTuple_Pack(3, piece, action, remote);
-    if (key == NULL)
+    int present = pending_put(table, c->action, c->piece, c->piece_len, c->remote,
+                              c->remote_len, when);
+    if (present < 0)
         return -1;
-    int rc = -1;
-    int present = PyDict_Contains(table, key);
-    if (present > 0) { /* a retry of the same piece: the older start never finished */
+    if (present) { /* a retry of the same piece: the older start never finished */
         PyObject *expired = PyObject_GetAttr(ctx->state, a_starts_expired);
         PyObject *one = PyLong_FromLong(1);
         PyObject *more = expired && one ? PyNumber_Add(expired, one) : NULL;
         Py_XDECREF(expired);
         Py_XDECREF(one);
-        present = more ? PyObject_SetAttr(ctx->state, a_starts_expired, more) : -1;
-        Py_XDECREF(more);
+        if (more == NULL || PyObject_SetAttr(ctx->state, a_starts_expired, more) < 0) {
+            Py_XDECREF(more);
+            return -1;
+        }
+        Py_DECREF(more);
         ctx->in_flight_add[c->action]--;
     }
-    PyObject *value = present >= 0 ? PyFloat_FromDouble(when) : NULL;
-    if (value != NULL && PyDict_SetItem(table, key, value) == 0) {
-        ctx->in_flight_add[c->action]++;
-        rc = 0;
-    }
-    Py_XDECREF(value);
-    Py_DECREF(key);
-    return rc;
+    ctx->in_flight_add[c->action]++;
+    return 0;
 }
 
 /* NodeState._finish for a successful or canceled transfer (the pairing table is not empty) */
 static int
-finish(Ctx *ctx, const CommonLine *c, PyObject *table, PyObject *piece, PyObject *remote)
+finish(Ctx *ctx, const CommonLine *c, PyObject *table)
 {
-    PyObject *action = s_action[c->action];
-    PyObject *key = PyTuple_Pack(3, piece, action, remote);
-    if (key == NULL)
-        return -1;
-    PyObject *started = PyDict_GetItemWithError(table, key);
-    if (started == NULL) {
-        Py_DECREF(key);
-        return PyErr_Occurred() ? -1 : 0;
-    }
-    double begun = PyFloat_AsDouble(started);
-    int rc = (begun == -1.0 && PyErr_Occurred()) ? -1 : PyDict_DelItem(table, key);
-    Py_DECREF(key);
-    if (rc < 0)
-        return -1;
+    double begun;
+    int found = pending_take(table, c->action, c->piece, c->piece_len, c->remote,
+                             c->remote_len, &begun);
+    if (found <= 0)
+        return found;
     ctx->in_flight_add[c->action]--;
     double when;
     int have = event_time(ctx, c, &when);
@@ -385,43 +274,35 @@ finish(Ctx *ctx, const CommonLine *c, PyObject *table, PyObject *piece, PyObject
             Py_INCREF(hist);
         else if (PyErr_Occurred())
             return -1;
-        else if ((hist = PyObject_CallMethodObjArgs(ctx->state, a_durations_for, action,
-                                                    s_result[c->result], NULL)) == NULL)
+        else if ((hist = PyObject_CallMethodObjArgs(ctx->state, a_durations_for,
+                                                    s_action[c->action], s_result[c->result],
+                                                    NULL)) == NULL)
             return -1;
         Hist *h = hist_cache(ctx, hist, slot);
         Py_DECREF(hist);
         if (h == NULL)
             return -1;
     }
-    observe(&ctx->hists[*slot], when > begun ? when - begun : 0.0);
-    return 0;
+    return observe(&ctx->hists[*slot], when > begun ? when - begun : 0.0);
 }
 
 /* NodeState._feed_text's inline part (or NodeState.apply, for a cancel) for one line. */
-int
-apply_common(Ctx *ctx, const CommonLine *c)
+static int
+apply_line(Ctx *ctx, const CommonLine *c)
 {
-    if (c->info)
-        ctx->info++;
-    else
-        ctx->debug++;
+    ctx->levels[c->level]++;
     ctx->last_ts = c->ts;
     ctx->last_ts_len = c->ts_len;
     int a = c->action;
     PyObject *action = s_action[a];
     PyObject *piece = NULL, *remote = NULL, *size = NULL;
     int rc = -1;
-    remote = PyUnicode_DecodeASCII(c->remote, c->remote_len, NULL);
-    if (remote == NULL)
-        goto done;
     if (c->started) {
         if (c->has_avail) {
             ctx->avail = c->avail;
             ctx->avail_dirty = 1;
         }
-        piece = PyUnicode_DecodeASCII(c->piece, c->piece_len, NULL);
-        rc = piece ? start(ctx, c, piece, remote) : -1;
-        goto done;
+        return start(ctx, c);
     }
 
     Satellite *sat = satellite(ctx, c);
@@ -446,11 +327,22 @@ apply_common(Ctx *ctx, const CommonLine *c)
         }
         sat->keys[cell] = key;
     }
+    sat->dirty = 1;
     sat->transfers[cell]++;
-    if (c->result && a < N_DOWNLOADS) /* a canceled download: its Size is the requested size */
+    if (c->result && a < N_DOWNLOADS) { /* an unfinished download: its Size was requested */
         sat->requested[cell] += c->size;
+        if (c->has_sent) /* what its reason says it sent is egress */
+            sat->bytes[cell] += c->sent;
+    }
     else
         sat->bytes[cell] += c->size;
+    if (c->reason >= 0) {
+        if (c->result == FAILED)
+            ctx->errors_add[a][c->reason]++;
+        else
+            ctx->cancels_add[a][c->reason]++;
+        ctx->reasons_dirty = 1;
+    }
     if (c->result == 0 && ctx->size_hist[a] < 0) { /* sizes: of successful transfers only */
         PyObject *hist = PyDict_GetItemWithError(ctx->sizes, action);
         if (hist == NULL) {
@@ -461,14 +353,13 @@ apply_common(Ctx *ctx, const CommonLine *c)
         if (hist_cache(ctx, hist, &ctx->size_hist[a]) == NULL)
             goto done;
     }
-    if (c->result == 0)
-        observe(&ctx->hists[ctx->size_hist[a]], (double)c->size);
+    if (c->result == 0 && observe(&ctx->hists[ctx->size_hist[a]], (double)c->size) < 0)
+        goto done;
 
     PyObject *table = pending(ctx);
     if (table == NULL)
         goto done;
-    int pairing = PyDict_GET_SIZE(table) > 0;
-    if (a == 0 || pairing) { /* the piece id: for the top pieces (GET) and for pairing */
+    if (a == 0) { /* the piece id: for the top pieces (GET) */
         piece = PyUnicode_DecodeASCII(c->piece, c->piece_len, NULL);
         if (piece == NULL)
             goto done;
@@ -495,7 +386,7 @@ apply_common(Ctx *ctx, const CommonLine *c)
             Py_DECREF(r);
         }
     }
-    if (pairing && finish(ctx, c, table, piece, remote) < 0)
+    if (pending_size(table) > 0 && finish(ctx, c, table) < 0)
         goto done;
     if (ctx->geo != NULL && c->remote_len > 0) { /* the recorder keeps its own state */
         int done_in_c = geo_record_fast(ctx, c, action);
@@ -503,7 +394,8 @@ apply_common(Ctx *ctx, const CommonLine *c)
             goto done;
         if (!done_in_c) {
             geo_forget(ctx); /* record() may open a slot or swap the cache */
-            size = PyLong_FromLongLong(c->size);
+            remote = PyUnicode_DecodeASCII(c->remote, c->remote_len, NULL);
+            size = remote ? PyLong_FromLongLong(c->size) : NULL;
             PyObject *args[] = {action, remote, size, ctx->read_time};
             PyObject *r = size ? PyObject_Vectorcall(ctx->geo_record, args, 4, NULL) : NULL;
             if (r == NULL)
@@ -516,6 +408,15 @@ done:
     Py_XDECREF(piece);
     Py_XDECREF(remote);
     Py_XDECREF(size);
+    return rc;
+}
+
+int
+apply_common(Ctx *ctx, const CommonLine *c)
+{
+    ctx->dirty = 1;
+    int rc = apply_line(ctx, c);
+    ctx->dirty = 1; /* again: a flush within the line (Python ran) cleared the flag */
     return rc;
 }
 
@@ -572,16 +473,18 @@ ctx_init(Ctx *ctx, PyObject *state, PyObject *read_time, PyObject *errors)
         if (ctx->read_time_value == -1.0 && PyErr_Occurred())
             return -1;
     }
-    PyObject **slots[] = {&ctx->lines,     &ctx->transfers, &ctx->bytes,
-                          &ctx->requested, &ctx->sizes,     &ctx->durations,
-                          &ctx->in_flight, &ctx->top_pieces, &ctx->geo};
-    PyObject *names[] = {a_lines,     a_transfers, a_bytes,      a_requested, a_sizes,
-                         a_durations, a_in_flight, a_top_pieces, a_geo};
+    PyObject **slots[] = {&ctx->lines,     &ctx->transfers,   &ctx->bytes,
+                          &ctx->requested, &ctx->sizes,       &ctx->durations,
+                          &ctx->in_flight, &ctx->error_counts, &ctx->cancel_counts,
+                          &ctx->top_pieces, &ctx->geo};
+    PyObject *names[] = {a_lines,     a_transfers, a_bytes,  a_requested,      a_sizes,
+                         a_durations, a_in_flight, a_errors, a_cancel_reasons, a_top_pieces,
+                         a_geo};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *slots[i] = PyObject_GetAttr(state, names[i]);
         if (*slots[i] == NULL)
             return -1;
-        if (i < 7 && !PyDict_Check(*slots[i])) {
+        if (i < 9 && !PyDict_Check(*slots[i])) {
             PyErr_Format(PyExc_TypeError, "NodeState.%U must be a dict", names[i]);
             return -1;
         }
@@ -621,6 +524,8 @@ ctx_clear(Ctx *ctx)
     Py_CLEAR(ctx->sizes);
     Py_CLEAR(ctx->durations);
     Py_CLEAR(ctx->in_flight);
+    Py_CLEAR(ctx->error_counts);
+    Py_CLEAR(ctx->cancel_counts);
     Py_CLEAR(ctx->top_pieces);
     Py_CLEAR(ctx->top_counts);
     Py_CLEAR(ctx->geo);

@@ -4,6 +4,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 /* parser.MAX_PIECE_SIZE and parser.MAX_FIELD (tests/test_poison.py holds them equal) */
@@ -13,28 +14,37 @@
 #define N_ACTIONS 5
 extern const char *ACTION_NAMES[N_ACTIONS];
 #define N_DOWNLOADS 3 /* GET, GET_AUDIT, GET_REPAIR come first */
-/* the results of the finished lines read here (failures carry an error: Python reads them) */
-#define N_RESULTS 2
+/* the results of the finished lines: success, canceled, failed */
+#define N_RESULTS 3
+#define FAILED 2
 extern const char *RESULT_NAMES[N_RESULTS];
 #define CELLS (N_RESULTS * N_ACTIONS) /* index: result * N_ACTIONS + action */
+/* the levels read here: info, debug, warn, error (parser.LEVELS' values) */
+#define N_LEVELS 4
+#define DEBUG_LEVEL 1
+#define MAX_REASONS 32 /* reason labels (reasons.REASONS) */
 
 /* interned strings: dict keys and attribute names (defined in module.c) */
-extern PyObject *s_action[N_ACTIONS], *s_result[N_RESULTS], *s_info, *s_debug;
+extern PyObject *s_action[N_ACTIONS], *s_result[N_RESULTS], *s_level[N_LEVELS];
 extern PyObject *s_duration_key[CELLS]; /* (action, result) */
 extern PyObject *a_lines, *a_transfers, *a_bytes, *a_sizes, *a_durations, *a_in_flight,
     *a_requested, *a_pending, *a_top_pieces, *a_counts, *a_capacity, *a_add, *a_geo, *a_record,
     *a_max_pending, *a_newest, *a_next_sweep, *a_starts_expired, *a_clock, *a_last_timestamp,
     *a_sweep, *a_evict_oldest, *a_new_satellite, *a_line, *a_bounds, *a_sum, *a_durations_for,
-    *a_read_time_slack, *a_geo_slot_end, *a_available_space, *a_index_starts;
+    *a_read_time_slack, *a_geo_slot_end, *a_available_space, *a_index_starts, *a_errors,
+    *a_cancel_reasons;
 
 /* ---- the grammar of a common line (parser.COMMON_LINE_RE) ------------------------------ */
 
 typedef struct {
     const char *ts, *piece, *sat, *remote;
     Py_ssize_t ts_len, piece_len, sat_len, remote_len;
-    int info;    /* INFO, else DEBUG */
+    int level;   /* index into s_level */
     int started; /* "... started", else a finished transfer with this result: */
     int result;  /* index into RESULT_NAMES */
+    int reason;  /* a failure's or a cancel's reason label (reasons.c), -1 for none */
+    int has_sent; /* a canceled download's reason says how many bytes it sent: */
+    long long sent;
     int action;  /* index into ACTION_NAMES */
     int has_size;
     long long size;
@@ -45,10 +55,11 @@ typedef struct {
 /* ---- applying a line ------------------------------------------------------------------- */
 /*
  * Counters are added up in C while common lines follow each other and written back to the
- * NodeState by flush() before any Python code runs (the parser for another line, a sweep of
- * the pairing table, ...) and at the end of the block. Python therefore always sees the
- * state it would have built itself; the scrape cannot look in between, since the caller
- * holds NodeState.lock for the whole batch.
+ * NodeState before any Python code runs (the parser for another line, a sweep of the pairing
+ * table, ...: what Python may see or order differently, see write_back in apply.c) and by
+ * flush() at the end of the block. Python therefore always sees the state it would have
+ * built itself; the scrape cannot look in between, since the caller holds NodeState.lock
+ * for the whole batch.
  */
 
 #define MAX_BOUNDS 32
@@ -58,6 +69,8 @@ typedef struct {
     Py_ssize_t n;            /* len(hist.bounds) */
     double bounds[MAX_BOUNDS];
     double sum; /* hist.sum plus the values since; added in order, as Python would */
+    int sum_stale; /* Python may have run since the last flush: hist.sum may have moved on */
+    int dirty, sum_dirty; /* add[], sum not written back */
     long long add[MAX_BOUNDS + 1];
 } Hist;
 
@@ -69,6 +82,8 @@ typedef struct {
     PyObject *keys[CELLS]; /* (satellite, action, result), built on first use */
     long long transfers[CELLS], bytes[CELLS];
     long long requested[CELLS]; /* Size of canceled downloads: no egress (issue 14) */
+    int dirty;                  /* a count above is not written back */
+    unsigned char known[3][CELLS]; /* the key is in transfers, bytes, requested (flush) */
 } Satellite;
 
 typedef struct {
@@ -84,9 +99,15 @@ typedef struct {
     Satellite sats[SAT_CACHE];
     int n_sats;
     /* not yet written back (see flush) */
+    int dirty; /* anything below (or in sats, hists) not written back */
     const char *last_ts;
     Py_ssize_t last_ts_len;
-    long long info, debug, in_flight_add[N_ACTIONS];
+    long long levels[N_LEVELS], in_flight_add[N_ACTIONS];
+    unsigned char known_lines[N_LEVELS], known_in_flight[N_ACTIONS]; /* see counter() */
+    PyObject *error_counts, *cancel_counts; /* NodeState.errors, .cancel_reasons */
+    int reasons_dirty;
+    long long errors_add[N_ACTIONS][MAX_REASONS], cancels_add[N_ACTIONS][MAX_REASONS];
+    unsigned char known_errors[N_ACTIONS][MAX_REASONS], known_cancels[N_ACTIONS][MAX_REASONS];
     Hist hists[HIST_CACHE];
     int n_hists, size_hist[N_ACTIONS], duration_hist[CELLS]; /* index or -1 */
     int have_clocks, newest_dirty;
@@ -94,7 +115,7 @@ typedef struct {
     long long avail;
     int index_starts;       /* NodeState.index_starts: started lines go to Python */
     double newest, next_sweep; /* NodeState._newest, ._next_sweep */
-    PyObject *pending;         /* NodeState.pending (a sweep replaces it) */
+    PyObject *pending;         /* NodeState.pending, a Pending (re-read after Python ran) */
     /* GeoRecorder.record's common case (see geo_record); dropped whenever Python runs */
     int have_geo;
     double geo_slot_end;
@@ -106,10 +127,37 @@ void grammar_init(void);
 /* apply.c */
 int ctx_init(Ctx *ctx, PyObject *state, PyObject *read_time, PyObject *errors);
 void ctx_clear(Ctx *ctx);
-int flush(Ctx *ctx);
+void hists_clear(Ctx *ctx);
 int apply_common(Ctx *ctx, const CommonLine *c);
 int apply_other(Ctx *ctx, const char *p, Py_ssize_t n);
+/* flush.c */
+int flush(Ctx *ctx);                  /* everything (the end of the batch) */
+int write_back(Ctx *ctx, int full);   /* full = 0: what Python may see, before it runs */
+int counter_add(PyObject *dict, PyObject *key, long long *delta, unsigned char *known, int full);
+/* see counter_add; most counters are 0, or wait for the full flush, when a flush walks them */
+static inline int
+counter(PyObject *dict, PyObject *key, long long *delta, unsigned char *known, int full)
+{
+    return *delta == 0 || (!full && *known) ? 0 : counter_add(dict, key, delta, known, full);
+}
+int dict_add_long(PyObject *dict, PyObject *key, long long delta);
 int attr_double(PyObject *obj, PyObject *name, double *out);
+int set_attr_double(PyObject *obj, PyObject *name, double value);
+/* pending.c: NodeState.pending (exporter._hotpath.Pending) */
+extern PyTypeObject Pending_Type;
+int pending_ready(void);
+int pending_check(PyObject *obj);
+Py_ssize_t pending_size(PyObject *obj);
+int pending_put(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
+                const char *remote, Py_ssize_t rlen, double when);
+int pending_take(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
+                 const char *remote, Py_ssize_t rlen, double *when);
+/* clock.c */
+int log_time(const char *ts, Py_ssize_t n, double *value);
+/* reasons.c */
+extern int reason_speed_too_low, reason_database;
+int classify(const char *text, Py_ssize_t n);
+int reasons_write_back(Ctx *ctx, int full);
 /* geo.c */
 void geo_forget(Ctx *ctx);
 int geo_record_fast(Ctx *ctx, const CommonLine *c, PyObject *action);

@@ -5,16 +5,23 @@
  * 3-4 us even after one regex finds it, which caps `report` at ~140k lines/s. This module
  * does the same work without the interpreter: it walks a bytes block line by line, reads
  * the lines that parser.COMMON_LINE_RE describes (the same grammar, ASCII only) plus the
- * `... canceled` lines of the same shape (no "reason" field; not the race-lost ones, which
- * NodeState pairs with their DEBUG line in Python), and updates the NodeState's
- * plain dicts and Histograms exactly as NodeState._feed_text and NodeState.apply do.
+ * `... canceled` and `... failed` lines of the same shape, with their `reason` or `error`
+ * (issue 15: reasons.c; not the race-lost cancels, which NodeState pairs with their DEBUG
+ * line in Python), and updates the NodeState's plain dicts and Histograms exactly as
+ * NodeState._feed_text and NodeState.apply do.
+ *
+ * Issue 15, no Python object per common line: the pairing table of starts is C-owned
+ * (pending.c, NodeState.pending when this module is built), log timestamps are read in C
+ * (clock.c), and what is added up is written back once per batch; before a Python line
+ * only what Python may see or order differently is (flush.c write_back).
+ *
  * Every other line -- and any common-looking line it is not sure about -- goes to
  * NodeState._line, in order, so the Python parser stays the one reference.
  * tests/test_hotpath.py checks that all paths leave identical state.
  *
  * Rare branches call back into NodeState (_sweep, _evict_oldest, _new_satellite,
- * _durations_for, TopPieces.add, the timestamp cache, geo.record), so there is one
- * implementation of each of them.
+ * _durations_for, TopPieces.add, the timestamp cache for odd shapes, geo.record), so there
+ * is one implementation of each of them.
  *
  * Hostile lines (issue 12): a size over parser.MAX_PIECE_SIZE or a piece ID or remote
  * address over parser.MAX_FIELD goes to Python, and the label of a satellite seen for the
@@ -30,21 +37,29 @@
 #include "hotpath.h"
 
 const char *ACTION_NAMES[N_ACTIONS] = {"GET", "GET_AUDIT", "GET_REPAIR", "PUT", "PUT_REPAIR"};
-const char *RESULT_NAMES[N_RESULTS] = {"success", "canceled"};
+const char *RESULT_NAMES[N_RESULTS] = {"success", "canceled", "failed"};
+static const char *LEVEL_NAMES[N_LEVELS] = {"info", "debug", "warn", "error"};
 /* interned strings: dict keys and attribute names */
-PyObject *s_action[N_ACTIONS], *s_result[N_RESULTS], *s_info, *s_debug;
+PyObject *s_action[N_ACTIONS], *s_result[N_RESULTS], *s_level[N_LEVELS];
 PyObject *s_duration_key[CELLS]; /* (action, result) */
 PyObject *a_lines, *a_transfers, *a_bytes, *a_sizes, *a_durations, *a_in_flight,
     *a_requested, *a_pending, *a_top_pieces, *a_counts, *a_capacity, *a_add, *a_geo, *a_record,
     *a_max_pending, *a_newest, *a_next_sweep, *a_starts_expired, *a_clock, *a_last_timestamp,
     *a_sweep, *a_evict_oldest, *a_new_satellite, *a_line, *a_bounds, *a_sum, *a_durations_for,
-    *a_read_time_slack, *a_geo_slot_end, *a_available_space, *a_index_starts;
+    *a_read_time_slack, *a_geo_slot_end, *a_available_space, *a_index_starts, *a_errors,
+    *a_cancel_reasons;
 
-extern const char scan_doc[];
+extern const char scan_doc[], set_reasons_doc[], classify_doc[], timestamp_doc[];
+PyObject *py_timestamp(PyObject *module, PyObject *arg);
 PyObject *scan(PyObject *module, PyObject *args);
+PyObject *set_reasons(PyObject *module, PyObject *args);
+PyObject *py_classify(PyObject *module, PyObject *arg);
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
+    {"set_reasons", set_reasons, METH_VARARGS, set_reasons_doc},
+    {"classify", py_classify, METH_O, classify_doc},
+    {"timestamp", py_timestamp, METH_O, timestamp_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -68,8 +83,8 @@ PyInit__hotpath(void)
         PyObject **slot;
         const char *s;
     } names[] = {
-        {&s_info, "info"},
-        {&s_debug, "debug"},             {&a_lines, "lines"},
+        {&a_errors, "errors"},           {&a_cancel_reasons, "cancel_reasons"},
+        {&a_lines, "lines"},
         {&a_transfers, "transfers"},     {&a_bytes, "bytes"}, {&a_requested, "requested"},
         {&a_sizes, "sizes"},             {&a_durations, "durations"},
         {&a_in_flight, "in_flight"},     {&a_pending, "pending"},
@@ -89,6 +104,9 @@ PyInit__hotpath(void)
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (intern(names[i].slot, names[i].s) < 0)
             return NULL;
+    for (int l = 0; l < N_LEVELS; l++)
+        if (intern(&s_level[l], LEVEL_NAMES[l]) < 0)
+            return NULL;
     for (int r = 0; r < N_RESULTS; r++)
         if (intern(&s_result[r], RESULT_NAMES[r]) < 0)
             return NULL;
@@ -100,6 +118,11 @@ PyInit__hotpath(void)
         if (s_duration_key[k] == NULL)
             return NULL;
     }
-    return PyModule_Create(&module);
+    if (pending_ready() < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddObjectRef(m, "Pending", (PyObject *)&Pending_Type) < 0)
+        Py_CLEAR(m);
+    return m;
 }
 

@@ -1,11 +1,39 @@
 /* The grammar of a common line (parser.COMMON_LINE_RE, exporter/prefixes.py) and the scan loop. */
 #include "hotpath.h"
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
+
+/* p[0:n] == s[0:n], n a constant: unrolled into word compares (memcmp was a libc call) */
+static inline __attribute__((always_inline)) int
+same(const char *p, const char *s, size_t n)
+{
+    uint64_t a, b;
+    for (; n >= 8; n -= 8, p += 8, s += 8) {
+        memcpy(&a, p, 8);
+        memcpy(&b, s, 8);
+        if (a != b)
+            return 0;
+    }
+    if (n >= 4) { /* the last 4..7 bytes: two overlapping 4-byte compares */
+        uint32_t c, d, e, f;
+        memcpy(&c, p, 4);
+        memcpy(&d, s, 4);
+        memcpy(&e, p + n - 4, 4);
+        memcpy(&f, s + n - 4, 4);
+        return c == d && e == f;
+    }
+    for (; n > 0; n--)
+        if (*p++ != *s++)
+            return 0;
+    return 1;
+}
 
 static inline __attribute__((always_inline)) int
 lit(const char **pp, const char *end, const char *s, Py_ssize_t n)
 {
-    if (end - *pp < n || memcmp(*pp, s, (size_t)n) != 0)
+    if (end - *pp < n || !same(*pp, s, (size_t)n))
         return 0;
     *pp += n;
     return 1;
@@ -18,12 +46,41 @@ lit(const char **pp, const char *end, const char *s, Py_ssize_t n)
  * parse_line); ASCII only so that the bytes are the text */
 static unsigned char QUOTED_STOP[256]; /* '"', '\t' and every byte >= 0x80 */
 
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+/* does the word hold a '"', a tab or a byte >= 0x80? (the classic has-zero-byte test) */
+static inline int
+word_stops(uint64_t v)
+{
+    uint64_t q = v ^ (ONES * '"'), t = v ^ (ONES * '\t');
+    return (((q - ONES) & ~q) | ((t - ONES) & ~t) | v) & HIGHS ? 1 : 0;
+}
+
+/* the first '"', tab or byte >= 0x80 from p (or end), 16 or 8 bytes at a time */
+static inline const char *
+stop(const char *p, const char *end)
+{
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), tab = _mm_set1_epi8('\t');
+    for (; end - p >= 16; p += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        int m = _mm_movemask_epi8(
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, tab)), v));
+        if (m != 0)
+            return p + __builtin_ctz((unsigned)m);
+    }
+#endif
+    for (uint64_t v; end - p >= 8 && (memcpy(&v, p, 8), !word_stops(v)); p += 8)
+        ;
+    while (p < end && !QUOTED_STOP[(unsigned char)*p])
+        p++;
+    return p;
+}
+
 static inline int
 quoted(const char **pp, const char *end, const char **value, Py_ssize_t *len)
 {
-    const char *p = *pp;
-    while (p < end && !QUOTED_STOP[(unsigned char)*p])
-        p++;
+    const char *p = stop(*pp, end);
     if (p >= end || *p != '"')
         return 0;
     *value = *pp;
@@ -33,7 +90,7 @@ quoted(const char **pp, const char *end, const char **value, Py_ssize_t *len)
 }
 
 /* -?\d+ ; the value is kept only when it fits (18 digits), otherwise *ok = 0 */
-static inline int
+static inline __attribute__((always_inline)) int
 number(const char **pp, const char *end, int minus, long long *value, int *fits)
 {
     const char *p = *pp;
@@ -62,6 +119,81 @@ is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
+/* (?:[^"\\]|\\.)*" as parser._ERROR_RE reads a value, without tabs or bytes >= 0x80 */
+static int
+json_string(const char **pp, const char *end, const char **value, Py_ssize_t *len)
+{
+    const char *p = *pp;
+    while (p < end && *p != '"') {
+        if (QUOTED_STOP[(unsigned char)*p])
+            return 0;
+        if (*p == '\\' && (++p >= end || QUOTED_STOP[(unsigned char)*p]))
+            return 0;
+        p++;
+    }
+    if (p >= end)
+        return 0;
+    *value = *pp;
+    *len = p - *pp;
+    *pp = p + 1;
+    return 1;
+}
+
+/*
+ * The rest of a canceled line with a `reason` (v1.146: `, "reason": "..."}`) or of a failed
+ * line (`, "error": "..."[, "errorVerbose": "..."]}`), read as parser._reasons and
+ * parser._sent do: the reason label, a failed upload that is a cancel (speed too low), the
+ * bytes a canceled download sent. Since no value holds an unescaped quote, the regexes
+ * Python searches the whole fields with find these very keys. A DEBUG line with a reason
+ * (it may be the second line of a race-lost cancel, exporter/cancels.py) and a database
+ * error (its event comes from the whole text) go to Python.
+ */
+static __attribute__((noinline)) int
+why(const char *p, const char *end, CommonLine *c)
+{
+    const char *v;
+    Py_ssize_t n;
+    if (c->level == DEBUG_LEVEL)
+        return 0;
+    if (c->result == 1) {
+        if (!LIT(p, end, ", \"reason\": \"") || !quoted(&p, end, &v, &n) ||
+            end - p != 1 || *p != '}' || memchr(v, '\\', (size_t)n) != NULL)
+            return 0;
+        if ((c->reason = classify(v, n)) < 0)
+            return 0;
+        const char *q = v, *e = v + n, *digits;
+        if (c->action < N_DOWNLOADS && LIT(q, e, "downloaded size (")) {
+            digits = q;
+            while (q < e && is_digit(*q) && q - digits <= 8)
+                q++;
+            long long sent = 0;
+            for (const char *d = digits; d < q; d++)
+                sent = sent * 10 + (*d - '0');
+            /* \d{1,8} then " bytes)"; parser._size keeps it up to MAX_PIECE_SIZE */
+            c->has_sent = q > digits && q - digits <= 8 && LIT(q, e, " bytes)") &&
+                          sent <= MAX_PIECE_SIZE;
+            c->sent = sent;
+        }
+        return 1;
+    }
+    if (c->result != FAILED || !LIT(p, end, ", \"error\": \"") || !json_string(&p, end, &v, &n))
+        return 0;
+    if (LIT(p, end, ", \"errorVerbose\": \"")) {
+        const char *verbose;
+        Py_ssize_t verbose_len;
+        if (!json_string(&p, end, &verbose, &verbose_len))
+            return 0;
+    }
+    if (end - p != 1 || *p != '}')
+        return 0;
+    c->reason = classify(v, n);
+    if (c->reason < 0 || c->reason == reason_database)
+        return 0;
+    if (c->reason == reason_speed_too_low)
+        c->result = 1; /* the node cut a slow upload: a cancel */
+    return 1;
+}
+
 /* always inlined: the scan loop calls it twice (the second time behind a prefix) */
 static inline __attribute__((always_inline)) int
 parse_common(const char *p, const char *end, CommonLine *c)
@@ -85,9 +217,13 @@ parse_common(const char *p, const char *end, CommonLine *c)
     p = tab + 1;
 
     if (LIT(p, end, "INFO\t"))
-        c->info = 1;
+        c->level = 0;
     else if (LIT(p, end, "DEBUG\t"))
-        c->info = 0;
+        c->level = DEBUG_LEVEL;
+    else if (LIT(p, end, "WARN\t"))
+        c->level = 2;
+    else if (LIT(p, end, "ERROR\t"))
+        c->level = 3;
     else
         return 0;
     /* `piecestore:endpoint`: the modular node (v1.120+, storagenode/mud.go) */
@@ -100,7 +236,9 @@ parse_common(const char *p, const char *end, CommonLine *c)
         c->started = 1;
     else if ((LIT(p, end, "upload canceled") || LIT(p, end, "download canceled")) &&
              LIT(p, end, "\t"))
-        c->result = 1; /* only without a "reason" field: the shape below has none */
+        c->result = 1; /* not the race-lost ones: "canceled (race lost ...)" */
+    else if (LIT(p, end, "upload failed\t") || LIT(p, end, "download failed\t"))
+        c->result = FAILED;
     else
         return 0;
 
@@ -118,15 +256,18 @@ parse_common(const char *p, const char *end, CommonLine *c)
     if (!KEY(p, end, "\"Action\": \"", "\"action\": \"") ||
         !quoted(&p, end, &action, &action_len) || !LIT(p, end, ", "))
         return 0;
-    c->action = -1;
-    for (int i = 0; i < N_ACTIONS; i++) {
-        if ((Py_ssize_t)strlen(ACTION_NAMES[i]) == action_len &&
-            memcmp(action, ACTION_NAMES[i], (size_t)action_len) == 0) {
-            c->action = i;
-            break;
-        }
-    }
-    if (c->action < 0)
+    /* ACTION_NAMES: GET, GET_AUDIT, GET_REPAIR, PUT, PUT_REPAIR */
+    if (action_len == 3 && same(action, "GET", 3))
+        c->action = 0;
+    else if (action_len == 3 && same(action, "PUT", 3))
+        c->action = 3;
+    else if (action_len == 9 && same(action, "GET_AUDIT", 9))
+        c->action = 1;
+    else if (action_len == 10 && same(action, "GET_REPAIR", 10))
+        c->action = 2;
+    else if (action_len == 10 && same(action, "PUT_REPAIR", 10))
+        c->action = 4;
+    else
         return 0;
 
     int fits = 1;
@@ -165,7 +306,11 @@ parse_common(const char *p, const char *end, CommonLine *c)
     if (!fits || (!c->has_size && !c->started) || (c->has_size && c->size > MAX_PIECE_SIZE) ||
         c->piece_len > MAX_FIELD || c->remote_len > MAX_FIELD)
         return 0; /* leave odd sizes and fields to the Python parser */
-    return end - p == 1 && *p == '}';
+    c->reason = -1;
+    c->has_sent = 0;
+    if (end - p == 1 && *p == '}')
+        return c->result != FAILED; /* a failure without an error: Python */
+    return !c->started && why(p, end, c);
 }
 
 /* ---- prefixes (exporter/prefixes.py PATTERN, the same grammar) -------------------------- */

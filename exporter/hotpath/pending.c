@@ -1,0 +1,593 @@
+/*
+ * exporter._hotpath.Pending: NodeState.pending (the pairing table of `... started` lines)
+ * owned by C, so that the scan loop pairs a start with its finish without a Python object.
+ *
+ * It is a mapping (piece_id, action, remote_address) -> start time with the behaviour of
+ * the dict it replaces: insertion order (a start written again keeps its place; NodeState
+ * evicts the oldest first), len/in/[]/del/pop/get/keys/items/values, iteration over keys.
+ * The keys are kept as bytes (the strings in UTF-8, surrogates passed through, so that any
+ * str comes back equal) and hashed with CPython's keyed hash of bytes: a hostile log cannot
+ * pick colliding piece IDs. `expire(horizon)` is NodeState._sweep's loop in C.
+ *
+ * Layout as in CPython's dict: entries appended in insertion order (holes where deleted,
+ * squeezed out when the array fills), and an open-addressing index into them.
+ */
+#include "hotpath.h"
+
+typedef struct {
+    char *key; /* [action][u32 piece length][piece][remote]; NULL: deleted */
+    Py_ssize_t len;
+    Py_hash_t hash;
+    double when;
+} Entry;
+
+typedef struct {
+    PyObject_HEAD
+    Entry *entries;
+    Py_ssize_t n_entries, cap; /* used slots of entries (live or holes), allocated */
+    Py_ssize_t used;           /* live entries */
+    Py_ssize_t first;          /* no live entry before this one */
+    Py_ssize_t *index;         /* entry number, EMPTY or DUMMY; 2 * cap slots */
+    Py_ssize_t mask;
+    unsigned long long version; /* changes with every insert or delete (iterators check) */
+} Pending;
+
+#define EMPTY (-1)
+#define DUMMY (-2)
+#define KEY_STACK 320 /* piece and remote of a common line (<= MAX_FIELD each) fit */
+
+/* ---- the table ------------------------------------------------------------------------ */
+
+#ifdef __SIZEOF_INT128__
+/* A keyed hash of the key bytes (the multiply-mix of wyhash), about 4x quicker than the
+ * siphash CPython uses; the key comes from CPython's per-process hash secret. */
+static uint64_t secret[2];
+
+static inline uint64_t
+mix(uint64_t a, uint64_t b)
+{
+    __uint128_t r = (__uint128_t)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+static Py_hash_t
+hash_key(const char *p, Py_ssize_t n)
+{
+    uint64_t h = secret[0] ^ (uint64_t)n, a, b;
+    for (; n > 16; n -= 16, p += 16) {
+        memcpy(&a, p, 8);
+        memcpy(&b, p + 8, 8);
+        h = mix(a ^ secret[1] ^ h, b ^ secret[0]);
+    }
+    a = b = 0; /* the last 1..16 bytes */
+    memcpy(&a, p, n < 8 ? (size_t)n : 8);
+    if (n > 8)
+        memcpy(&b, p + 8, (size_t)(n - 8));
+    h = mix(a ^ secret[1] ^ h, b ^ secret[0]);
+    return (Py_hash_t)mix(h ^ secret[0], secret[1]);
+}
+
+static void
+hash_init(void)
+{
+    secret[0] = (uint64_t)_Py_HashBytes("exporter.pending.0", 18) | 1;
+    secret[1] = (uint64_t)_Py_HashBytes("exporter.pending.1", 18) | 1;
+}
+#else
+#define hash_key _Py_HashBytes
+static void
+hash_init(void)
+{
+}
+#endif
+
+/* The key bytes of (action, piece, remote) into buf (KEY_STACK bytes) or a malloc'd buffer
+ * (*heap). Returns the length, -1 on error. */
+static Py_ssize_t
+key_bytes(char *buf, char **heap, int action, const char *piece, Py_ssize_t plen,
+          const char *remote, Py_ssize_t rlen)
+{
+    *heap = NULL;
+    if (plen > UINT32_MAX || rlen > PY_SSIZE_T_MAX / 2 - plen) {
+        PyErr_SetString(PyExc_OverflowError, "pairing key too long");
+        return -1;
+    }
+    Py_ssize_t len = 5 + plen + rlen;
+    char *k = buf;
+    if (len > KEY_STACK && (k = *heap = PyMem_Malloc((size_t)len)) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    uint32_t n = (uint32_t)plen;
+    k[0] = (char)action;
+    memcpy(k + 1, &n, 4);
+    memcpy(k + 5, piece, (size_t)plen);
+    memcpy(k + 5 + plen, remote, (size_t)rlen);
+    return len;
+}
+
+/* The index slot that holds this key, or -1 (then *free_slot is where it would go). */
+static Py_ssize_t
+find(Pending *t, const char *key, Py_ssize_t len, Py_hash_t hash, Py_ssize_t *free_slot)
+{
+    Py_ssize_t dummy = -1;
+    if (t->index == NULL) {
+        *free_slot = -1;
+        return -1;
+    }
+    for (size_t i = (size_t)hash & (size_t)t->mask, perturb = (size_t)hash;;
+         perturb >>= 5, i = (i * 5 + perturb + 1) & (size_t)t->mask) {
+        Py_ssize_t ix = t->index[i];
+        if (ix == EMPTY) {
+            *free_slot = dummy >= 0 ? dummy : (Py_ssize_t)i;
+            return -1;
+        }
+        if (ix == DUMMY) {
+            if (dummy < 0)
+                dummy = (Py_ssize_t)i;
+            continue;
+        }
+        Entry *e = &t->entries[ix];
+        if (e->hash == hash && e->len == len && memcmp(e->key, key, (size_t)len) == 0)
+            return (Py_ssize_t)i;
+    }
+}
+
+/* Squeeze out the holes (or grow), and rebuild the index: 2 slots per entry. */
+static int
+resize(Pending *t)
+{
+    Py_ssize_t live = 0;
+    for (Py_ssize_t i = t->first; i < t->n_entries; i++)
+        if (t->entries[i].key != NULL)
+            t->entries[live++] = t->entries[i];
+    t->n_entries = live;
+    t->first = 0;
+    Py_ssize_t cap = t->cap;
+    if (cap == 0)
+        cap = 8;
+    while (live >= cap / 2 && cap < PY_SSIZE_T_MAX / 4 / (Py_ssize_t)sizeof(Entry))
+        cap *= 2;
+    if (cap != t->cap) {
+        Entry *e = PyMem_Realloc(t->entries, (size_t)cap * sizeof(Entry));
+        Py_ssize_t *ix = PyMem_Malloc((size_t)cap * 2 * sizeof(Py_ssize_t));
+        if (e != NULL)
+            t->entries = e;
+        if (e == NULL || ix == NULL) {
+            PyMem_Free(ix);
+            PyErr_NoMemory();
+            return -1;
+        }
+        PyMem_Free(t->index);
+        t->index = ix;
+        t->cap = cap;
+    }
+    t->mask = cap * 2 - 1;
+    for (Py_ssize_t i = 0; i <= t->mask; i++)
+        t->index[i] = EMPTY;
+    for (Py_ssize_t n = 0; n < live; n++) {
+        Entry *e = &t->entries[n];
+        size_t i = (size_t)e->hash & (size_t)t->mask;
+        for (size_t perturb = (size_t)e->hash; t->index[i] != EMPTY;
+             perturb >>= 5, i = (i * 5 + perturb + 1) & (size_t)t->mask)
+            ;
+        t->index[i] = n;
+    }
+    return 0;
+}
+
+/* key -> when: 1 if it was there (its place is kept), 0 if new, -1 on error. */
+static int
+put(Pending *t, const char *key, Py_ssize_t len, double when)
+{
+    Py_hash_t hash = hash_key(key, len);
+    Py_ssize_t slot, at = find(t, key, len, hash, &slot);
+    if (at >= 0) {
+        t->entries[t->index[at]].when = when;
+        return 1;
+    }
+    if (t->n_entries == t->cap) {
+        if (resize(t) < 0)
+            return -1;
+        find(t, key, len, hash, &slot);
+    }
+    char *copy = PyMem_Malloc((size_t)len);
+    if (copy == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(copy, key, (size_t)len);
+    Entry *e = &t->entries[t->n_entries];
+    e->key = copy;
+    e->len = len;
+    e->hash = hash;
+    e->when = when;
+    t->index[slot] = t->n_entries++;
+    t->used++;
+    t->version++;
+    return 0;
+}
+
+static void
+delete_at(Pending *t, Py_ssize_t slot)
+{
+    Py_ssize_t ix = t->index[slot];
+    t->index[slot] = DUMMY;
+    PyMem_Free(t->entries[ix].key);
+    t->entries[ix].key = NULL;
+    t->used--;
+    t->version++;
+    while (t->first < t->n_entries && t->entries[t->first].key == NULL)
+        t->first++;
+}
+
+/* Remove the key: 1 and *when if it was there, 0 if not. */
+static int
+take(Pending *t, const char *key, Py_ssize_t len, double *when)
+{
+    Py_ssize_t slot;
+    Py_ssize_t at = find(t, key, len, hash_key(key, len), &slot);
+    if (at < 0)
+        return 0;
+    *when = t->entries[t->index[at]].when;
+    delete_at(t, at);
+    return 1;
+}
+
+static void
+clear(Pending *t)
+{
+    for (Py_ssize_t i = t->first; i < t->n_entries; i++)
+        PyMem_Free(t->entries[i].key);
+    PyMem_Free(t->entries);
+    PyMem_Free(t->index);
+    t->entries = NULL;
+    t->index = NULL;
+    t->n_entries = t->cap = t->used = t->first = t->mask = 0;
+    t->version++;
+}
+
+/* ---- the C side (apply.c) ------------------------------------------------------------- */
+
+int
+pending_check(PyObject *obj)
+{
+    return Py_IS_TYPE(obj, &Pending_Type);
+}
+
+Py_ssize_t
+pending_size(PyObject *obj)
+{
+    return ((Pending *)obj)->used;
+}
+
+int
+pending_put(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
+            const char *remote, Py_ssize_t rlen, double when)
+{
+    char buf[KEY_STACK], *heap;
+    Py_ssize_t len = key_bytes(buf, &heap, action, piece, plen, remote, rlen);
+    int rc = len < 0 ? -1 : put((Pending *)obj, heap ? heap : buf, len, when);
+    PyMem_Free(heap);
+    return rc;
+}
+
+int
+pending_take(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
+             const char *remote, Py_ssize_t rlen, double *when)
+{
+    char buf[KEY_STACK], *heap;
+    Py_ssize_t len = key_bytes(buf, &heap, action, piece, plen, remote, rlen);
+    int rc = len < 0 ? -1 : take((Pending *)obj, heap ? heap : buf, len, when);
+    PyMem_Free(heap);
+    return rc;
+}
+
+/* ---- the Python side -------------------------------------------------------------------- */
+
+/* A Python key as bytes: 1 (*len, *heap as key_bytes), 0 if it cannot be a key (no such
+ * entry: lookups miss, stores raise), -1 on error. */
+static int
+key_of(PyObject *key, char *buf, char **heap, Py_ssize_t *len)
+{
+    *heap = NULL;
+    if (!PyTuple_Check(key) || PyTuple_GET_SIZE(key) != 3)
+        return 0;
+    PyObject *parts[3];
+    for (int i = 0; i < 3; i++) {
+        PyObject *s = PyTuple_GET_ITEM(key, i);
+        if (!PyUnicode_Check(s))
+            return 0;
+        parts[i] = PyUnicode_IS_ASCII(s) ? (Py_INCREF(s), s)
+                                          : PyUnicode_AsEncodedString(s, "utf-8", "surrogatepass");
+        if (parts[i] == NULL) {
+            while (i-- > 0)
+                Py_DECREF(parts[i]);
+            return -1;
+        }
+    }
+    int action = -1;
+    for (int a = 0; a < N_ACTIONS; a++)
+        if (PyUnicode_Check(parts[1]) && PyUnicode_Compare(parts[1], s_action[a]) == 0)
+            action = a;
+    int rc = 0;
+    if (action >= 0) {
+        const char *p[2];
+        Py_ssize_t n[2];
+        for (int i = 0; i < 2; i++) {
+            PyObject *s = parts[i * 2];
+            p[i] = PyUnicode_Check(s) ? (const char *)PyUnicode_DATA(s) : PyBytes_AS_STRING(s);
+            n[i] = PyUnicode_Check(s) ? PyUnicode_GET_LENGTH(s) : PyBytes_GET_SIZE(s);
+        }
+        *len = key_bytes(buf, heap, action, p[0], n[0], p[1], n[1]);
+        rc = *len < 0 ? -1 : 1;
+    }
+    for (int i = 0; i < 3; i++)
+        Py_DECREF(parts[i]);
+    return rc;
+}
+
+static PyObject *
+key_object(const Entry *e)
+{
+    uint32_t plen;
+    memcpy(&plen, e->key + 1, 4);
+    const char *piece = e->key + 5, *remote = piece + plen;
+    PyObject *p = PyUnicode_DecodeUTF8(piece, plen, "surrogatepass");
+    PyObject *r = PyUnicode_DecodeUTF8(remote, e->len - 5 - plen, "surrogatepass");
+    PyObject *key = p && r ? PyTuple_Pack(3, p, s_action[(int)e->key[0]], r) : NULL;
+    Py_XDECREF(p);
+    Py_XDECREF(r);
+    return key;
+}
+
+/* The entry of a Python key: its index slot, -1 if none, -2 on error. */
+static Py_ssize_t
+lookup(Pending *t, PyObject *key)
+{
+    char buf[KEY_STACK], *heap;
+    Py_ssize_t len, slot;
+    int ok = key_of(key, buf, &heap, &len);
+    if (ok <= 0)
+        return ok < 0 ? -2 : -1;
+    const char *k = heap ? heap : buf;
+    Py_ssize_t at = find(t, k, len, hash_key(k, len), &slot);
+    PyMem_Free(heap);
+    return at;
+}
+
+static Py_ssize_t
+p_len(PyObject *self)
+{
+    return ((Pending *)self)->used;
+}
+
+static int
+p_contains(PyObject *self, PyObject *key)
+{
+    Py_ssize_t at = lookup((Pending *)self, key);
+    return at == -2 ? -1 : at >= 0;
+}
+
+static PyObject *
+p_getitem(PyObject *self, PyObject *key)
+{
+    Pending *t = (Pending *)self;
+    Py_ssize_t at = lookup(t, key);
+    if (at == -2)
+        return NULL;
+    if (at < 0) {
+        PyErr_SetObject(PyExc_KeyError, key);
+        return NULL;
+    }
+    return PyFloat_FromDouble(t->entries[t->index[at]].when);
+}
+
+static int
+p_setitem(PyObject *self, PyObject *key, PyObject *value)
+{
+    Pending *t = (Pending *)self;
+    if (value == NULL) {
+        Py_ssize_t at = lookup(t, key);
+        if (at == -1)
+            PyErr_SetObject(PyExc_KeyError, key);
+        if (at < 0)
+            return -1;
+        delete_at(t, at);
+        return 0;
+    }
+    double when = PyFloat_AsDouble(value);
+    if (when == -1.0 && PyErr_Occurred())
+        return -1;
+    char buf[KEY_STACK], *heap;
+    Py_ssize_t len;
+    int ok = key_of(key, buf, &heap, &len);
+    if (ok == 0)
+        PyErr_SetString(PyExc_TypeError, "a pairing key is (piece, action, remote): three "
+                                         "strings, the action one of parser.ACTIONS");
+    int rc = ok <= 0 ? -1 : put(t, heap ? heap : buf, len, when);
+    PyMem_Free(heap);
+    return rc < 0 ? -1 : 0;
+}
+
+/* keys, values or items (0, 1, 2) as a list, in insertion order */
+static PyObject *
+listing(Pending *t, int what)
+{
+    PyObject *out = PyList_New(t->used);
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = t->first; out != NULL && i < t->n_entries; i++) {
+        const Entry *e = &t->entries[i];
+        if (e->key == NULL)
+            continue;
+        PyObject *k = what != 1 ? key_object(e) : NULL;
+        PyObject *v = what != 0 ? PyFloat_FromDouble(e->when) : NULL;
+        PyObject *item = what == 0 ? k : what == 1 ? v : (k && v ? PyTuple_Pack(2, k, v) : NULL);
+        if (what == 2) {
+            Py_XDECREF(k);
+            Py_XDECREF(v);
+        }
+        if (item == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, n++, item);
+    }
+    return out;
+}
+
+static PyObject *p_keys(PyObject *self, PyObject *unused) { return listing((Pending *)self, 0); }
+static PyObject *p_values(PyObject *self, PyObject *unused) { return listing((Pending *)self, 1); }
+static PyObject *p_items(PyObject *self, PyObject *unused) { return listing((Pending *)self, 2); }
+
+static PyObject *
+p_pop_or_get(PyObject *self, PyObject *args, int pop)
+{
+    Pending *t = (Pending *)self;
+    PyObject *key, *dflt = pop ? NULL : Py_None;
+    if (!PyArg_UnpackTuple(args, pop ? "pop" : "get", 1, 2, &key, &dflt))
+        return NULL;
+    Py_ssize_t at = lookup(t, key);
+    if (at == -2)
+        return NULL;
+    if (at < 0) {
+        if (dflt == NULL)
+            PyErr_SetObject(PyExc_KeyError, key);
+        else
+            Py_INCREF(dflt);
+        return dflt;
+    }
+    PyObject *v = PyFloat_FromDouble(t->entries[t->index[at]].when);
+    if (v != NULL && pop)
+        delete_at(t, at);
+    return v;
+}
+
+static PyObject *p_pop(PyObject *self, PyObject *args) { return p_pop_or_get(self, args, 1); }
+static PyObject *p_get(PyObject *self, PyObject *args) { return p_pop_or_get(self, args, 0); }
+
+static PyObject *
+p_clear(PyObject *self, PyObject *unused)
+{
+    clear((Pending *)self);
+    Py_RETURN_NONE;
+}
+
+/* expire(horizon): drop the starts older than horizon (NaN too, as `when >= horizon` is
+ * False for it); returns their actions, in insertion order. */
+static PyObject *
+p_expire(PyObject *self, PyObject *arg)
+{
+    Pending *t = (Pending *)self;
+    double horizon = PyFloat_AsDouble(arg);
+    if (horizon == -1.0 && PyErr_Occurred())
+        return NULL;
+    PyObject *out = PyList_New(0);
+    for (Py_ssize_t i = t->first; out != NULL && i < t->n_entries; i++) {
+        Entry *e = &t->entries[i];
+        if (e->key == NULL || e->when >= horizon)
+            continue;
+        if (PyList_Append(out, s_action[(int)e->key[0]]) < 0) {
+            Py_CLEAR(out);
+            break;
+        }
+        Py_ssize_t slot;
+        delete_at(t, find(t, e->key, e->len, e->hash, &slot));
+    }
+    return out;
+}
+
+static void
+p_dealloc(PyObject *self)
+{
+    clear((Pending *)self);
+    Py_TYPE(self)->tp_free(self);
+}
+
+/* ---- iteration over the keys (lazy: NodeState._evict_oldest takes the first few) ------ */
+
+typedef struct {
+    PyObject_HEAD
+    Pending *table;
+    Py_ssize_t pos;
+    unsigned long long version;
+} PendingIter;
+
+static PyTypeObject PendingIter_Type;
+
+static PyObject *
+p_iter(PyObject *self)
+{
+    PendingIter *it = PyObject_New(PendingIter, &PendingIter_Type);
+    if (it == NULL)
+        return NULL;
+    Py_INCREF(self);
+    it->table = (Pending *)self;
+    it->pos = it->table->first;
+    it->version = it->table->version;
+    return (PyObject *)it;
+}
+
+static PyObject *
+iter_next(PyObject *self)
+{
+    PendingIter *it = (PendingIter *)self;
+    Pending *t = it->table;
+    if (t->version != it->version) {
+        PyErr_SetString(PyExc_RuntimeError, "Pending changed during iteration");
+        return NULL;
+    }
+    while (it->pos < t->n_entries && t->entries[it->pos].key == NULL)
+        it->pos++;
+    if (it->pos >= t->n_entries)
+        return NULL;
+    return key_object(&t->entries[it->pos++]);
+}
+
+static void
+iter_dealloc(PyObject *self)
+{
+    Py_DECREF(((PendingIter *)self)->table);
+    PyObject_Free(self);
+}
+
+static PyTypeObject PendingIter_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "exporter._hotpath.PendingIterator",
+    .tp_basicsize = sizeof(PendingIter),
+    .tp_dealloc = iter_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = iter_next,
+};
+
+static PyMappingMethods p_mapping = {p_len, p_getitem, p_setitem};
+static PySequenceMethods p_sequence = {.sq_contains = p_contains};
+static PyMethodDef p_methods[] = {
+    {"keys", p_keys, METH_NOARGS, NULL},
+    {"values", p_values, METH_NOARGS, NULL},
+    {"items", p_items, METH_NOARGS, "[(key, when), ...] in insertion order"},
+    {"pop", p_pop, METH_VARARGS, NULL},
+    {"get", p_get, METH_VARARGS, NULL},
+    {"clear", p_clear, METH_NOARGS, NULL},
+    {"expire", p_expire, METH_O, "expire(horizon) -> the actions of the starts dropped"},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject Pending_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "exporter._hotpath.Pending",
+    .tp_basicsize = sizeof(Pending),
+    .tp_dealloc = p_dealloc,
+    .tp_as_mapping = &p_mapping,
+    .tp_as_sequence = &p_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "NodeState.pending in C: (piece, action, remote) -> start time, insertion order",
+    .tp_iter = p_iter,
+    .tp_methods = p_methods,
+    .tp_new = PyType_GenericNew,
+};
+
+int
+pending_ready(void)
+{
+    hash_init();
+    return PyType_Ready(&Pending_Type) < 0 || PyType_Ready(&PendingIter_Type) < 0 ? -1 : 0;
+}
