@@ -37,7 +37,8 @@ from exporter.config import ConfigError, parse_node_flag
 from exporter.parser import parse_line
 from exporter.report import Progress, open_log
 from exporter.runner import NodeRunner
-from exporter.state import NodeState, TimestampCache
+from exporter.state import NodeState
+from exporter.tallies import TimestampCache
 from logstream.docker import DockerJsonSource
 from logstream.lines import LineSplitter
 from logstream.source import Source

@@ -42,7 +42,8 @@ from exporter.nodetext import (
 )
 from exporter.runner import NodeRunner
 from exporter.satellites import SATELLITES
-from exporter.state import ACTIONS, INGRESS_ACTIONS, TimestampCache
+from exporter.state import ACTIONS, INGRESS_ACTIONS
+from exporter.tallies import TimestampCache
 
 log = logging.getLogger("exporter.collector")
 T = TypeVar("T")

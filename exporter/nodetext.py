@@ -22,7 +22,8 @@ from prometheus_client.utils import floatToGoString
 from exporter.events import EVENT_NAMES
 from exporter.housekeeping import HOUSE_BUCKETS, METRICS
 from exporter.satellites import INVALID, OVERFLOW, SATELLITES, UNKNOWN
-from exporter.state import ACTIONS, DURATION_BUCKETS, INGRESS_ACTIONS, SIZE_BUCKETS, TimestampCache
+from exporter.state import ACTIONS, DURATION_BUCKETS, INGRESS_ACTIONS, SIZE_BUCKETS
+from exporter.tallies import TimestampCache
 
 LEVELS = ("debug", "info", "warn", "error", "fatal")
 #: housekeeping counters shown at 0 before their first line (so increase() sees the first);

@@ -15,11 +15,9 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import re
 import threading
 from bisect import bisect_left
 from collections.abc import Callable
-from datetime import datetime
 
 from exporter import prefixes, reasons
 from exporter.cancels import RaceLost, StartIndex
@@ -37,6 +35,7 @@ from exporter.parser import (
 )
 from exporter.reasons import RACE_LOST
 from exporter.satellites import INVALID, MAX_SATELLITES, OVERFLOW, SATELLITES
+from exporter.tallies import Histogram, TimestampCache, TopPieces
 
 log = logging.getLogger("exporter.state")
 
@@ -57,8 +56,6 @@ HOUSE_MAX = 10**18
 #: starts remembered by piece for the v1.86-v1.98 race-lost lines (seconds apart in practice)
 START_INDEX_MAX = 10_000
 
-#: A piece ID as storagenodes log it: 32 bytes in base32, no padding (reference §1.4).
-PIECE_ID = re.compile(r"[A-Z2-7]{52}")
 
 
 def _native() -> tuple[Callable | None, Callable[[], dict] | None]:
@@ -78,78 +75,6 @@ def _native() -> tuple[Callable | None, Callable[[], dict] | None]:
 #: the C scan, and the pairing table it reads without Python objects (a mapping that
 #: behaves as the dict of the pure Python path: insertion order, and `expire` for _sweep)
 NATIVE_SCAN, NATIVE_PENDING = _native()
-
-
-class Histogram:
-    """Bucket counts (not cumulative), count and sum, rendered cumulative at scrape time."""
-
-    __slots__ = ("bounds", "counts", "sum")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.sum += value
-
-
-class TopPieces:
-    """Approximate heavy hitters with bounded memory (Misra-Gries).
-
-    Every tracked count is a lower bound of the true count, short by at most N/capacity.
-    Only pieces requested at least twice are reported, so one-off downloads do not churn
-    the `piece_id` label.
-    """
-
-    __slots__ = ("capacity", "counts")
-
-    def __init__(self, capacity: int = 1000) -> None:
-        self.capacity = capacity
-        self.counts: dict[str, int] = {}
-
-    def add(self, piece: str) -> None:
-        counts = self.counts
-        if piece in counts:
-            counts[piece] += 1
-        elif len(counts) < self.capacity:
-            counts[piece] = 1
-        else:  # decrement everything; amortised O(1) since each unit is removed once
-            kept = {p: c - 1 for p, c in counts.items() if c > 1}
-            counts.clear()
-            counts.update(kept)
-
-    def top(self, n: int = 10) -> list[tuple[str, int]]:
-        """The n most requested pieces; only well-formed piece IDs become label values."""
-        items = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        out = []
-        for piece, count in items:
-            if len(out) == n or count < 2:
-                break
-            if PIECE_ID.fullmatch(piece):
-                out.append((piece, count))
-        return out
-
-
-class TimestampCache:
-    """Log timestamp string -> epoch seconds; consecutive lines share a second."""
-
-    __slots__ = ("_last", "_value")
-
-    def __init__(self) -> None:
-        self._last = ""
-        self._value = 0.0
-
-    def __call__(self, ts: str) -> float | None:
-        if ts == self._last:
-            return self._value
-        try:
-            value = datetime.fromisoformat(ts).timestamp()
-        except (ValueError, OverflowError, OSError):  # year 1 in local time, ...
-            return None
-        self._last, self._value = ts, value
-        return value
 
 
 class NodeState:

@@ -21,7 +21,8 @@ from typing import Any
 
 from exporter import __version__
 from exporter.satellites import SATELLITES, short_name_from_url
-from exporter.state import NATIVE_SCAN, TimestampCache
+from exporter.state import NATIVE_SCAN
+from exporter.tallies import TimestampCache
 
 SAMPLE_EVERY = 30.0  # timer
 SAMPLE_GAP = 5.0  # at most one stored sample this often

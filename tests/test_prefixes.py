@@ -172,7 +172,7 @@ def test_live_stdin_reads_prefixed_lines():
 def test_backfill_reads_the_time_of_prefixed_lines(name):
     """`backfill` steps through a log by its line times: a prefixed log has them too."""
     from exporter.backfill import line_time
-    from exporter.state import TimestampCache
+    from exporter.tallies import TimestampCache
 
     clock = TimestampCache()
     plain = [line_time(x, clock) for x in (LOGS / "v1.146.log").read_text().splitlines()]

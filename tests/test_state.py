@@ -10,7 +10,8 @@ import pytest
 from exporter import prefixes, statefile
 from exporter import state as state_module
 from exporter.parser import parse_line
-from exporter.state import NodeState, TopPieces
+from exporter.state import NodeState
+from exporter.tallies import TopPieces
 
 US1 = "12EayRS2V1kEsWESU9QMRseFhdxYxKicsiFmxrsLZHeLUtdps3S"
 
