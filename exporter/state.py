@@ -261,7 +261,9 @@ class NodeState:
             self.last_timestamp = ts
             remote = dremote if dremote is not None else uremote
             if started:
-                if free is not None and (free := available_space(free)) is not None:
+                # as parse_line: only an upload's start tells the free space
+                if (free is not None and action in INGRESS_ACTIONS
+                        and (free := available_space(free)) is not None):
                     self.available_space = free
                 self._start(ts, action, piece, remote, read_time, satellite)
                 continue

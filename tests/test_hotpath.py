@@ -433,3 +433,18 @@ def test_c_timestamps_are_fromisoformat():
         answered += 1
         assert got == datetime.fromisoformat(ts).timestamp(), ts
     assert answered > 500
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_free_space_only_from_an_uploads_start(kind):
+    """A `upload started` line naming a download action (a fuzz finding) tells no free space,
+    as parse_line says; a real upload's start does, in every path."""
+    line = ('2026-08-20T10:15:02Z\tDEBUG\tpiecestore:endpoint\tupload started\t{"piece_id": '
+            '"VKEVYEKTPFUNEGQWKX56S4QILEOXOQFE7IZMGZS2TVPPIQRPN5UQ", "satellite_id": '
+            f'"{US1}", "action": "ACTION", "remote_address": "172.17.0.1:53694", '
+            '"available_space": 1786543210988}')
+    for action, free in (("GET", None), ("GET_REPAIR", None), ("PUT", 1786543210988)):
+        lines = [line.replace("ACTION", action)]
+        assert reference(lines, None).available_space == free
+        for size in (1, 2):
+            assert via(kind, batched(lines, size), None).available_space == free, (action, size)

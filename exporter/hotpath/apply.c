@@ -298,7 +298,7 @@ apply_line(Ctx *ctx, const CommonLine *c)
     PyObject *piece = NULL, *remote = NULL, *size = NULL;
     int rc = -1;
     if (c->started) {
-        if (c->has_avail) {
+        if (c->has_avail && c->action >= N_DOWNLOADS) { /* an upload's start, as parse_line */
             ctx->avail = c->avail;
             ctx->avail_dirty = 1;
         }
