@@ -99,6 +99,8 @@ typedef struct {
     int have_geo;
     double geo_slot_end;
     PyObject *geo_cur, *geo_cache, *geo_clock;
+    PyObject *geo_locator, *geo_old, *geo_nets; /* locator, its ._old and ._v4_nets */
+    Py_ssize_t geo_generation;                  /* locator._generation */
 } Ctx;
 
 /* scan.c */
