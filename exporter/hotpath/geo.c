@@ -174,6 +174,15 @@ promote(Ctx *ctx, PyObject *host)
         return NULL;
     Py_INCREF(bucket); /* the rotation below drops the old generation */
     if (PyDict_GET_SIZE(ctx->geo_cache) >= ctx->geo_generation) { /* young becomes old */
+        /* Python code that ran since the fetch (TopPieces.add) may have let another node's
+         * thread reload the shared locator: never put back generations it dropped */
+        PyObject *cache = PyObject_GetAttr(ctx->geo_locator, g_attr[G_CACHE]);
+        Py_XDECREF(cache); /* only compared */
+        if (cache != ctx->geo_cache) {
+            Py_DECREF(bucket);
+            geo_forget(ctx);
+            return NULL; /* Python looks again (an error stays set) */
+        }
         PyObject *young = PyDict_New();
         if (young == NULL ||
             PyObject_SetAttr(ctx->geo_locator, g_attr[G_OLD], ctx->geo_cache) < 0 ||
