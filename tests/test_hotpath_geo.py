@@ -182,3 +182,20 @@ def test_host_cache_generations_are_the_ones_python_keeps(tmp_path):
         caches.append((result, list(locator.cache), list(locator._old), locator.misses))
     assert caches[1] == caches[0]
     assert caches[0][3] > 200, "few misses: the generations did not turn over"
+
+
+def test_private_peers_agree_with_python():
+    """Behind Docker's userland proxy every peer is 172.17.0.1: C counts it (no call into
+    Python per transfer); past 32 private hosts in a slot the rest count as "*"."""
+    lines = log_lines(10, 4000, ["172.17.0.1:1"])
+    python, py_recorder, _ = run(lines, False, batch=4000)
+    native, c_recorder, _ = run(lines, True, batch=4000)
+    assert native == python
+    assert python[0][2], "the proxy was not suspected: the test would prove nothing"
+    assert c_recorder.calls < py_recorder.calls / 20, (c_recorder.calls, py_recorder.calls)
+    many = [f"10.0.{i}.1:{i}" for i in range(40)] + ["192.168.1.1:2", "8.8.8.8:3"]
+    lines = log_lines(11, 6000, many)
+    python, _, _ = run(lines, False)
+    native, _, _ = run(lines, True)
+    assert "*" in python[3], "fewer than 32 private hosts in a slot"
+    assert native == python

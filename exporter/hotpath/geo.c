@@ -8,20 +8,24 @@
  * /24), any other host from the host cache (young generation, or the old one: promoted and
  * the young one rotated when full, as GeoLocator.lookup_miss does). The host cache is not
  * filled for what the network answers cover (``locator.misses`` counts Python's misses
- * only); the answers are the same either way. What needs the database, a private address
- * (its hosts are counted per slot), an address the caches do not know, a window key not
- * yet in the current slot or a new slot goes to Python's record(). Keep in step with the
- * Python code (tests/test_hotpath_geo.py compares the two).
+ * only); the answers are the same either way. A private IPv4 host is counted per host here
+ * too (record_private). What needs the database, an address the caches do not know, a window
+ * key not yet in the current slot or a new slot goes to Python's record(). Keep in step with
+ * the Python code (tests/test_hotpath_geo.py compares the two).
  */
 #include "hotpath.h"
 
 #include <time.h>
 
 /* attribute names (interned on first use: module.c is shared with the other C files) */
-enum { G_LOCATOR, G_CACHE, G_OLD, G_V4_NETS, G_GENERATION, G_CUR, G_CLOCK, G_N };
-static const char *g_names[G_N] = {"locator",     "cache", "_old",  "_v4_nets",
-                                   "_generation", "_cur",  "_clock"};
+enum { G_LOCATOR, G_CACHE, G_OLD, G_V4_NETS, G_GENERATION, G_CUR, G_CUR_PRIVATE, G_CLOCK, G_N };
+static const char *g_names[G_N] = {"locator", "cache",        "_old",  "_v4_nets", "_generation",
+                                   "_cur",    "_cur_private", "_clock"};
 static PyObject *g_attr[G_N];
+/* the window keys of private peers, (action, "", "private"), and the key of the private
+ * hosts past recorder._MAX_PRIVATE_HOSTS */
+static PyObject *private_keys[N_ACTIONS], *private_rest;
+#define MAX_PRIVATE_HOSTS 32
 
 /* locator._PRIVATE_V4 as (network, shift): tests/test_hotpath_geo.py checks both ends of
  * each network against the Python locator */
@@ -41,6 +45,7 @@ geo_forget(Ctx *ctx)
     Py_CLEAR(ctx->geo_locator);
     Py_CLEAR(ctx->geo_old);
     Py_CLEAR(ctx->geo_nets);
+    Py_CLEAR(ctx->geo_cur_private);
 }
 
 static int
@@ -49,6 +54,8 @@ intern_names(void)
     for (int i = 0; i < G_N; i++)
         if (g_attr[i] == NULL && (g_attr[i] = PyUnicode_InternFromString(g_names[i])) == NULL)
             return -1;
+    if (private_rest == NULL && (private_rest = PyUnicode_InternFromString("*")) == NULL)
+        return -1;
     return 0;
 }
 
@@ -78,6 +85,7 @@ geo_fetch(Ctx *ctx)
         (ctx->geo_nets = attr_of(ctx->geo_locator, G_V4_NETS, &PyTuple_Type)) == NULL ||
         (generation = attr_of(ctx->geo_locator, G_GENERATION, &PyLong_Type)) == NULL ||
         (ctx->geo_cur = attr_of(ctx->geo, G_CUR, &PyDict_Type)) == NULL ||
+        (ctx->geo_cur_private = attr_of(ctx->geo, G_CUR_PRIVATE, &PyDict_Type)) == NULL ||
         attr_double(ctx->geo, a_geo_slot_end, &ctx->geo_slot_end) < 0)
         goto other;
     ctx->geo_generation = PyLong_AsSsize_t(generation);
@@ -208,13 +216,13 @@ error:
  * dropped together on reload) and a probe of the small int-keyed dicts costs less than
  * building the host string and probing the big host cache. */
 static PyObject *
-host_bucket(Ctx *ctx, const char *text, Py_ssize_t n)
+host_bucket(Ctx *ctx, const char *text, Py_ssize_t n, int *private)
 {
     unsigned int ip;
     int v4 = parse_v4(text, n, &ip);
     if (v4) {
-        if (is_private(ip))
-            return NULL; /* Python counts its host */
+        if ((*private = is_private(ip)))
+            return NULL; /* see record_private */
         PyObject *bucket = net_bucket(ctx, ip);
         if (bucket != NULL || PyErr_Occurred())
             return bucket;
@@ -275,6 +283,75 @@ clock_now(Ctx *ctx, double *now)
     return 0;
 }
 
+/* entry[0] += 1; entry[1] += size, for an entry of the current slot: 1, or -1 on error */
+static int
+add_to_entry(PyObject *entry, long long size)
+{
+    PyObject *one = PyLong_FromLong(1), *bytes_add = PyLong_FromLongLong(size);
+    PyObject *count = one ? PyNumber_Add(PyList_GET_ITEM(entry, 0), one) : NULL;
+    PyObject *bytes = bytes_add ? PyNumber_Add(PyList_GET_ITEM(entry, 1), bytes_add) : NULL;
+    Py_XDECREF(one);
+    Py_XDECREF(bytes_add);
+    if (count == NULL || bytes == NULL) {
+        Py_XDECREF(count);
+        Py_XDECREF(bytes);
+        return -1;
+    }
+    PyList_SetItem(entry, 0, count); /* steals */
+    PyList_SetItem(entry, 1, bytes);
+    return 1;
+}
+
+/* The entry of the current slot for key, borrowed; NULL without an error when there is none
+ * (a new key: GeoRecorder._new_key, in Python) */
+static PyObject *
+slot_entry(Ctx *ctx, PyObject *key)
+{
+    PyObject *entry = PyDict_GetItemWithError(ctx->geo_cur, key);
+    if (entry == NULL || !PyList_CheckExact(entry) || PyList_GET_SIZE(entry) != 2)
+        return NULL;
+    return entry;
+}
+
+/*
+ * GeoRecorder._slow_key for a private IPv4 host (its transfers per host, the first
+ * MAX_PRIVATE_HOSTS hosts of a slot by name, the rest as "*"), then the entry. Behind
+ * Docker's userland proxy every peer is 172.17.0.1, so all of a node's transfers come here.
+ * Nothing changes before the entry is known to exist: else Python does it all.
+ */
+static int
+record_private(Ctx *ctx, const CommonLine *c, PyObject *action, Py_ssize_t n)
+{
+    PyObject **key = &private_keys[c->action];
+    if (*key == NULL) {
+        PyObject *geohash = PyUnicode_FromString(""), *country = PyUnicode_FromString("private");
+        *key = geohash && country ? PyTuple_Pack(3, action, geohash, country) : NULL;
+        Py_XDECREF(geohash);
+        Py_XDECREF(country);
+        if (*key == NULL)
+            return -1;
+    }
+    PyObject *entry = slot_entry(ctx, *key);
+    if (entry == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *host = PyUnicode_DecodeASCII(c->remote, n, NULL);
+    if (host == NULL)
+        return -1;
+    PyObject *hosts = ctx->geo_cur_private;
+    PyObject *count = PyDict_GetItemWithError(hosts, host);
+    if (count == NULL && !PyErr_Occurred() && PyDict_GET_SIZE(hosts) >= MAX_PRIVATE_HOSTS) {
+        Py_SETREF(host, Py_NewRef(private_rest));
+        count = PyDict_GetItemWithError(hosts, host);
+    }
+    PyObject *one = PyErr_Occurred() ? NULL : PyLong_FromLong(1);
+    PyObject *sum = one && count ? PyNumber_Add(count, one) : Py_XNewRef(one);
+    int rc = sum ? PyDict_SetItem(hosts, host, sum) : -1;
+    Py_XDECREF(one);
+    Py_XDECREF(sum);
+    Py_DECREF(host);
+    return rc < 0 ? -1 : add_to_entry(entry, c->size);
+}
+
 /*
  * GeoRecorder.record(action, remote, size, now) when the time is inside the current slot,
  * the host's bucket is in the locator's caches (see lookup_miss) and the window key has an
@@ -306,27 +383,18 @@ geo_record_fast(Ctx *ctx, const CommonLine *c, PyObject *action)
     while (n > 0 && c->remote[n - 1] != ':')
         n--;
     n = n > 1 ? n - 1 : c->remote_len;
-    PyObject *bucket = host_bucket(ctx, c->remote, n);
+    int private = 0;
+    PyObject *bucket = host_bucket(ctx, c->remote, n, &private);
+    if (private)
+        return record_private(ctx, c, action, n);
     if (bucket == NULL || !PyDict_Check(bucket)) {
         Py_XDECREF(bucket);
         return PyErr_Occurred() ? -1 : 0;
     }
     PyObject *key = PyDict_GetItemWithError(bucket, action);
-    PyObject *entry = key ? PyDict_GetItemWithError(ctx->geo_cur, key) : NULL;
-    Py_DECREF(bucket); /* the cache still holds it, and key */
-    if (entry == NULL || !PyList_CheckExact(entry) || PyList_GET_SIZE(entry) != 2)
+    PyObject *entry = key ? slot_entry(ctx, key) : NULL;
+    Py_DECREF(bucket); /* the caches still hold it, and key */
+    if (entry == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    PyObject *one = PyLong_FromLong(1), *size = PyLong_FromLongLong(c->size);
-    PyObject *count = one ? PyNumber_Add(PyList_GET_ITEM(entry, 0), one) : NULL;
-    PyObject *bytes = size ? PyNumber_Add(PyList_GET_ITEM(entry, 1), size) : NULL;
-    Py_XDECREF(one);
-    Py_XDECREF(size);
-    if (count == NULL || bytes == NULL) {
-        Py_XDECREF(count);
-        Py_XDECREF(bytes);
-        return -1;
-    }
-    PyList_SetItem(entry, 0, count); /* steals */
-    PyList_SetItem(entry, 1, bytes);
-    return 1;
+    return add_to_entry(entry, c->size);
 }

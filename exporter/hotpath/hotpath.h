@@ -100,6 +100,7 @@ typedef struct {
     double geo_slot_end;
     PyObject *geo_cur, *geo_cache, *geo_clock;
     PyObject *geo_locator, *geo_old, *geo_nets; /* locator, its ._old and ._v4_nets */
+    PyObject *geo_cur_private;                  /* recorder._cur_private */
     Py_ssize_t geo_generation;                  /* locator._generation */
 } Ctx;
 
