@@ -354,7 +354,7 @@ record_private(Ctx *ctx, const CommonLine *c, PyObject *action, Py_ssize_t n)
 
 /*
  * GeoRecorder.record(action, remote, size, now) when the time is inside the current slot,
- * the host's bucket is in the locator's caches (see lookup_miss) and the window key has an
+ * the host's bucket is known here (see host_bucket, record_private) and the window key has an
  * entry in the current slot: add to that entry, as Python does. Returns 1 when done, 0 when
  * Python's record must do it (whatever was done here is what record() would have done
  * first), -1 on error.
