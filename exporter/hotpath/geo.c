@@ -46,6 +46,13 @@ geo_forget(Ctx *ctx)
     Py_CLEAR(ctx->geo_old);
     Py_CLEAR(ctx->geo_nets);
     Py_CLEAR(ctx->geo_cur_private);
+    if (ctx->geo_memo_used) {
+        for (int i = 0; i < GEO_MEMO; i++) {
+            Py_CLEAR(ctx->geo_memo[i].bucket);
+            Py_CLEAR(ctx->geo_memo[i].entry);
+        }
+        ctx->geo_memo_used = 0;
+    }
 }
 
 static int
@@ -287,6 +294,25 @@ clock_now(Ctx *ctx, double *now)
 static int
 add_to_entry(PyObject *entry, long long size)
 {
+    PyObject *n = PyList_GET_ITEM(entry, 0), *b = PyList_GET_ITEM(entry, 1);
+    if (PyLong_CheckExact(n) && PyLong_CheckExact(b)) { /* the same ints, without PyNumber_Add */
+        int over_n, over_b;
+        long long count = PyLong_AsLongLongAndOverflow(n, &over_n);
+        long long bytes = PyLong_AsLongLongAndOverflow(b, &over_b);
+        /* (an exact int never fails here; a value past 64 bits takes PyNumber_Add) */
+        if (!over_n && !over_b && !__builtin_add_overflow(count, 1, &count) &&
+            !__builtin_add_overflow(bytes, size, &bytes)) {
+            PyObject *new_n = PyLong_FromLongLong(count), *new_b = PyLong_FromLongLong(bytes);
+            if (new_n == NULL || new_b == NULL) {
+                Py_XDECREF(new_n);
+                Py_XDECREF(new_b);
+                return -1;
+            }
+            PyList_SetItem(entry, 0, new_n); /* steals */
+            PyList_SetItem(entry, 1, new_b);
+            return 1;
+        }
+    }
     PyObject *one = PyLong_FromLong(1), *bytes_add = PyLong_FromLongLong(size);
     PyObject *count = one ? PyNumber_Add(PyList_GET_ITEM(entry, 0), one) : NULL;
     PyObject *bytes = bytes_add ? PyNumber_Add(PyList_GET_ITEM(entry, 1), bytes_add) : NULL;
@@ -310,6 +336,26 @@ slot_entry(Ctx *ctx, PyObject *key)
     PyObject *entry = PyDict_GetItemWithError(ctx->geo_cur, key);
     if (entry == NULL || !PyList_CheckExact(entry) || PyList_GET_SIZE(entry) != 2)
         return NULL;
+    return entry;
+}
+
+/* The entry of the current slot for a bucket's window key of an action, borrowed; NULL
+ * without an error when there is none. Remembered until geo_forget: the key of a bucket and
+ * the entry of a key in the slot only change in Python (a new action, a new slot). */
+static PyObject *
+slot_entry_of(Ctx *ctx, PyObject *bucket, PyObject *action, int a)
+{
+    size_t i = (((size_t)bucket >> 4) * N_ACTIONS + (size_t)a) % GEO_MEMO;
+    if (ctx->geo_memo[i].bucket == bucket && ctx->geo_memo[i].action == a)
+        return ctx->geo_memo[i].entry;
+    PyObject *key = PyDict_GetItemWithError(bucket, action);
+    PyObject *entry = key ? slot_entry(ctx, key) : NULL;
+    if (entry != NULL) {
+        Py_XSETREF(ctx->geo_memo[i].bucket, Py_NewRef(bucket));
+        Py_XSETREF(ctx->geo_memo[i].entry, Py_NewRef(entry));
+        ctx->geo_memo[i].action = a;
+        ctx->geo_memo_used = 1;
+    }
     return entry;
 }
 
@@ -391,9 +437,8 @@ geo_record_fast(Ctx *ctx, const CommonLine *c, PyObject *action)
         Py_XDECREF(bucket);
         return PyErr_Occurred() ? -1 : 0;
     }
-    PyObject *key = PyDict_GetItemWithError(bucket, action);
-    PyObject *entry = key ? slot_entry(ctx, key) : NULL;
-    Py_DECREF(bucket); /* the caches still hold it, and key */
+    PyObject *entry = slot_entry_of(ctx, bucket, action, c->action);
+    Py_DECREF(bucket); /* the caches still hold it */
     if (entry == NULL)
         return PyErr_Occurred() ? -1 : 0;
     return add_to_entry(entry, c->size);
