@@ -24,6 +24,12 @@ is also kept per database network: ``get_with_prefix_len`` says how wide the rec
 and when it covers a whole /8, /16 or /24 (IPv6: /16, /32, /48) the bucket is stored under that
 prefix, so every later address in it costs three int-keyed dict lookups instead of a database
 lookup, record decoding and geohash encoding (a GeoLite2 City record decodes in ~18 us).
+
+The C hot path (exporter/hotpath/geo.c) reads these caches directly: a public dotted quad is
+answered from the network answers without the host cache (they agree: both hold what the
+database says, and a reload drops both), any other host from the host cache, promoting from the
+old generation as ``lookup_miss`` does; the rest comes here. Keep the attribute names and the
+layout of ``cache``, ``_old``, ``_generation`` and ``_v4_nets`` in step with it.
 """
 
 from __future__ import annotations
@@ -168,7 +174,8 @@ class GeoLocator:
         #: young generation: host part of a remote address ("1.2.3.4", "[2001:db8::1]") -> Bucket
         self.cache: dict[str, Bucket] = {}
         self._old: dict[str, Bucket] = {}
-        #: host-cache misses since start (new or forgotten peers)
+        #: host-cache misses since start (new or forgotten peers) of the lookups made here;
+        #: the C path answers most public IPv4 peers from ``_v4_nets`` without counting them
         self.misses = 0
         #: per network: prefix -> Bucket for records covering a whole /8, /16, /24 (IPv4) or
         #: /16, /32, /48 (IPv6); each dict holds at most cache_size entries (cleared when full)

@@ -36,7 +36,8 @@ from .locator import GeoLocator
 log = logging.getLogger(__name__)
 
 OTHER = "other"
-#: distinct private addresses tracked per slot (the rest are summed as "*")
+#: distinct private addresses tracked per slot (the rest are summed as "*"); also
+#: MAX_PRIVATE_HOSTS in exporter/hotpath/geo.c
 _MAX_PRIVATE_HOSTS = 32
 
 
@@ -89,9 +90,10 @@ class GeoRecorder:
     def record(self, action: str, remote_address: str, size: int, now: float | None = None) -> None:
         """Count one finished transfer; remote_address is "ip:port", "[v6]:port" or "".
 
-        exporter/hotpath/*.c does the common case itself (time within the slot, host in
-        ``locator.cache``, key already in ``_cur``: add to that entry) and calls this for
-        everything else; change both together (tests/test_hotpath.py compares them)."""
+        exporter/hotpath/geo.c does the common cases itself (time within the slot, the host's
+        bucket in the locator's network answers or host cache, or a private IPv4 host; the
+        key already in ``_cur``: add to that entry) and calls this for everything else;
+        change both together (tests/test_hotpath_geo.py compares them)."""
         if now is None:
             now = self._clock()
         if now >= self._slot_end:

@@ -120,6 +120,15 @@ typedef struct {
     int have_geo;
     double geo_slot_end;
     PyObject *geo_cur, *geo_cache, *geo_clock;
+    PyObject *geo_locator, *geo_old, *geo_nets; /* locator, its ._old and ._v4_nets */
+    PyObject *geo_cur_private;                  /* recorder._cur_private */
+#define GEO_MEMO 64 /* (bucket, action) -> entry of the current slot (geo.c: slot_entry_of) */
+    struct {
+        PyObject *bucket, *entry;
+        int action;
+    } geo_memo[GEO_MEMO];
+    int geo_memo_used;
+    Py_ssize_t geo_generation;                  /* locator._generation */
 } Ctx;
 
 /* scan.c */
