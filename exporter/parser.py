@@ -302,22 +302,27 @@ def _other(level: str, ts: str, logger: str, message: str, fields: str) -> tuple
     return (OTHER, level, ts, event)
 
 
-_ERROR_KEY = '"error": "'
-
-
-def _error_text(fields: str) -> str | None:
-    """The raw text of the first `error`/`Error` string field (`_ERROR_RE`'s group), found
-    with `str.partition` in the usual case (cheaper than `find` or a regex search): the
-    first `"error": "` starts that match when no `rror":` comes before it (every earlier
-    match would start with `"error":`/`"Error":`, which cannot overlap it), and its value
-    is the text up to the next `"` when that holds no backslash."""
-    head, key, tail = fields.partition(_ERROR_KEY)
-    if key and 'rror":' not in head:
+def _string_field(fields: str, key: str, mark: str, regex: re.Pattern[str]) -> str | None:
+    """The raw text of the first string field `regex` (`"name": ?"…"`, `_STRING`) finds,
+    found with `str.partition` in the usual case (cheaper than `find` or a regex search).
+    `mark` is a part of every match (`"reason":`, `rror":`) that cannot overlap `key`
+    (`"name": "`) but where it is part of it: without a `mark` before the first `key` that
+    is where the match starts, and its value is the text up to the next `"` when that has
+    no backslash; without any `mark` there is no match."""
+    if mark not in fields:
+        return None
+    head, found, tail = fields.partition(key)
+    if found and mark not in head:
         text, quote, _ = tail.partition('"')
         if quote and "\\" not in text:
             return text
-    e = _ERROR_RE.search(fields)
-    return e.group(1) if e is not None else None
+    m = regex.search(fields)
+    return m.group(1) if m is not None else None
+
+
+def _error_text(fields: str) -> str | None:
+    """The raw text of the first `error`/`Error` string field (`_ERROR_RE`'s group)."""
+    return _string_field(fields, '"error": "', 'rror":', _ERROR_RE)
 
 
 def _unfinished(level: str, ts: str, result: str, race_lost: bool, action: str,
@@ -330,10 +335,8 @@ def _unfinished(level: str, ts: str, result: str, race_lost: bool, action: str,
     with that reason. A download's `reason` may say what it sent (`_sent`)."""
     download = action not in _UPLOADS
     reason_text = None
-    if (download or (result == "canceled" and not race_lost)) and '"reason":' in fields:
-        r = _REASON_RE.search(fields)  # `"reason":` is what every match starts with
-        if r is not None:
-            reason_text = r.group(1)
+    if download or (result == "canceled" and not race_lost):
+        reason_text = _string_field(fields, '"reason": "', '"reason":', _REASON_RE)
     event = None
     if race_lost:
         reason = RACE_LOST

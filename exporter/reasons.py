@@ -84,6 +84,8 @@ _DIGIT_NEEDLES: tuple[str, ...] = tuple(
 #: byte maps to otherwise), every other byte to itself: one-to-one except on digits
 _SHAPE = bytes.maketrans(b"0123456789 \t\n\r\x0b\x0c", b"          123456")
 _CACHE: dict[bytes, str] = {}
+#: texts without digits, as they come (no shape to compute for them)
+_EXACT: dict[str, str] = {}
 #: shapes remembered (the cache is emptied when it is full), of texts up to CACHE_TEXT chars
 CACHE_MAX = 4096
 CACHE_TEXT = 512
@@ -113,7 +115,11 @@ def classify(text: str) -> str:
     counts). That is exact: no needle (nor _BARE_EOF) holds a digit, so a needle occurs in
     the text if and only if it occurs with the digit runs collapsed (a match can neither span
     a run nor change when a run it does not touch changes length); the texts holding a
-    needle with a digit (_DIGIT_NEEDLES) are not cached. tests/test_reasons.py checks this."""
+    needle with a digit (_DIGIT_NEEDLES) are not cached. Texts without digits are also
+    remembered as they are. tests/test_reasons.py checks this."""
+    label = _EXACT.get(text)
+    if label is not None:
+        return label
     low = text.lower()
     if len(low) > CACHE_TEXT:
         return _classify(low)
@@ -127,4 +133,8 @@ def classify(text: str) -> str:
         if len(_CACHE) >= CACHE_MAX:
             _CACHE.clear()
         _CACHE[key] = label
+    if b" " not in key:  # no digits: the text itself comes again (`context canceled`)
+        if len(_EXACT) >= CACHE_MAX:
+            _EXACT.clear()
+        _EXACT[text] = label
     return label
