@@ -1,7 +1,10 @@
 """Idle cost of node API polling: threads and CPU of the real exporter with N `--api` nodes,
-against the simulated node API (answering) or an unreachable port (issue 15).
+against the simulated node API (answering) or an unreachable port (issue 15), then
+`--scrapes` scrapes of /metrics as Prometheus asks (OpenMetrics or text, gzip): p50/p99 wall
+time, the exporter's CPU ms per scrape (/proc utime+stime over the scrapes: a loaded machine
+stretches the wall time, not the CPU) and the samples of the last scrape.
 
-    python3 bench/api_idle.py --nodes 1,10,50 --seconds 15
+    python3 bench/api_idle.py --nodes 1,10,50 --seconds 15 [--scrapes 30]
 """
 
 from __future__ import annotations
@@ -9,12 +12,16 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
 import urllib.request
 
 sys.path.insert(0, os.getcwd())
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fleet import scrape
+
 from exporter.simulate.nodeapi import SimulatedNodeApi
 
 
@@ -35,7 +42,22 @@ def threads(pid: int) -> int:
         return next(int(line.split()[1]) for line in fh if line.startswith("Threads:"))
 
 
-def measure(nodes: int, url: str, seconds: float, settle: float) -> tuple[int, float]:
+def scrapes(pid: int, port: int, count: int) -> dict:
+    """`count` scrapes one after the other: wall p50/p99 ms, CPU ms a scrape, samples."""
+    times, body = [], b""
+    c0 = cpu_seconds(pid)
+    for _ in range(count):
+        seconds, body = scrape(port)
+        times.append(seconds * 1000)
+    cpu = (cpu_seconds(pid) - c0) * 1000 / count
+    times.sort()
+    return {"p50": statistics.median(times), "p99": times[min(count - 1, int(count * 0.99))],
+            "cpu": cpu, "samples": sum(1 for line in body.splitlines()
+                                       if line and not line.startswith(b"#"))}
+
+
+def measure(nodes: int, url: str, seconds: float, settle: float,
+            count: int) -> tuple[int, float, dict]:
     port = free_port()
     args = [a for i in range(nodes) for a in ("--api", f"n{i + 1}={url}")]
     proc = subprocess.Popen([sys.executable, "-m", "exporter", *args, "--web.listen-address",
@@ -50,11 +72,11 @@ def measure(nodes: int, url: str, seconds: float, settle: float) -> tuple[int, f
             except OSError:
                 time.sleep(0.1)
         time.sleep(settle)  # the first polls of every endpoint are done
-        count = threads(proc.pid)
+        threads_now = threads(proc.pid)
         c0, t0 = cpu_seconds(proc.pid), time.monotonic()
         time.sleep(seconds)
         cpu = (cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0) * 100
-        return count, cpu
+        return threads_now, cpu, scrapes(proc.pid, port, count) if count else {}
     finally:
         proc.terminate()
         try:
@@ -69,15 +91,19 @@ def main() -> None:
     p.add_argument("--nodes", default="1,10,50")
     p.add_argument("--seconds", type=float, default=15.0)
     p.add_argument("--settle", type=float, default=3.0)
+    p.add_argument("--scrapes", type=int, default=30, help="scrapes after the idle spell")
     args = p.parse_args()
     sim = SimulatedNodeApi("v1.146").start()
     dead = f"http://127.0.0.1:{free_port()}"
     try:
-        print(f"{'nodes':>5} {'API':>12} {'threads':>7} {'CPU %':>6}")
+        print(f"{'nodes':>5} {'API':>12} {'threads':>7} {'CPU %':>6} {'scrape p50 ms':>13} "
+              f"{'p99 ms':>7} {'CPU ms/scrape':>13} {'samples':>7}")
         for n in (int(x) for x in args.nodes.split(",")):
             for kind, url in (("simulated", sim.url), ("unreachable", dead)):
-                count, cpu = measure(n, url, args.seconds, args.settle)
-                print(f"{n:>5} {kind:>12} {count:>7} {cpu:>6.2f}", flush=True)
+                count, cpu, s = measure(n, url, args.seconds, args.settle, args.scrapes)
+                scraped = (f" {s['p50']:>13.1f} {s['p99']:>7.1f} {s['cpu']:>13.1f} "
+                           f"{s['samples']:>7}" if s else "")
+                print(f"{n:>5} {kind:>12} {count:>7} {cpu:>6.2f}{scraped}", flush=True)
     finally:
         sim.stop()
 
