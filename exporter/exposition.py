@@ -4,16 +4,21 @@ prometheus_client spends ~13 µs a sample turning metric families into text; at 
 (~28k samples) that is most of a scrape. The log families are therefore written directly
 (exporter/nodetext.py, one block per node and family that the collector keeps until that
 node's state changes) in the byte-identical format of `prometheus_client.generate_latest`,
-and joined here under their headers. Everything else on /metrics (build info, process, node
-API, geo) still comes from the registry, and OpenMetrics-only clients get prometheus_client's
-own path (exporter/http.py).
+and joined here under their headers. The node API families are written as text too, each
+node's block kept until its poll results change (exporter/nodeapi/text.py): while a text scrape
+collects the registry (`writing_text()`), that collector yields its text as one `Prerendered`,
+which `body()` puts where its families would be (after the process metrics). Everything else on
+/metrics (build info, process, geo) still comes from the registry, and OpenMetrics-only clients
+get prometheus_client's own path (exporter/http.py).
 """
 
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from prometheus_client.core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
@@ -22,6 +27,58 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 #: with); OpenMetrics-only clients fall back to prometheus_client's own path (exporter/http.py)
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 GZIP_LEVEL = 1  # ~6x faster than gzip's default 9 on a 2 MB exposition, ~15 % larger
+
+
+_scrape = threading.local()
+
+
+class Prerendered:
+    """What a collector yields instead of its families during a text scrape: their text, as
+    generate_latest writes them (kept by the collector while unchanged)."""
+
+    __slots__ = ("data", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text, self.data = text, text.encode()
+
+
+def writing_text() -> bool:
+    """Whether this thread collects the registry for body(): yield a Prerendered then."""
+    return getattr(_scrape, "text", False)
+
+
+@contextmanager
+def _text_scrape() -> Iterator[None]:
+    _scrape.text = True
+    try:
+        yield
+    finally:
+        _scrape.text = False
+
+
+class _Families:
+    """Collected families for generate_latest."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return self.families
+
+
+def rest(registry) -> bytes:
+    """generate_latest(registry), with the Prerendered parts put where they were yielded."""
+    parts, pending = [], []
+    with _text_scrape():
+        for family in registry.collect():
+            if isinstance(family, Prerendered):
+                parts.append(generate_latest(_Families(pending)))
+                parts.append(family.data)
+                pending = []
+            else:
+                pending.append(family)
+    parts.append(generate_latest(_Families(pending)))
+    return b"".join(parts)
 
 
 def header(family: Metric) -> str:
@@ -88,12 +145,13 @@ class Gzip:
 
 def body(collector, registry, gz: Gzip | None) -> tuple[bytes, list[tuple[str, str]]]:
     """The /metrics body: the log families first (the LogCollector is registered first), then
-    the rest of the registry, collected while the LogCollector yields nothing. `gz`: gzip it."""
+    the rest of the registry (`rest`), collected while the LogCollector yields nothing. `gz`:
+    gzip it."""
     log = collector.text()
     with collector.elsewhere():
-        rest = generate_latest(registry)
+        others = rest(registry)
     headers = [("Content-Type", CONTENT_TYPE)]
     if gz is None:
-        return log.encode() + rest, headers
+        return log.encode() + others, headers
     headers.append(("Content-Encoding", "gzip"))
-    return gz.compress(log, rest), headers
+    return gz.compress(log, others), headers

@@ -1,14 +1,20 @@
-"""Renders the pollers' cached API data as metric families at scrape time (no I/O here)."""
+"""Renders the pollers' cached API data at scrape time (no I/O here): as metric families
+(`collect`: OpenMetrics scrapes) or, for a text-format /metrics scrape, as text (`text`: each
+node's block written by the same renderers into exporter/nodeapi/text.py's families and kept
+until the node's snapshot changes; the same bytes, tests/test_nodeapi_text.py)."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from exporter import exposition
 from exporter.nodeapi.parse import PAYSTUB_KINDS, Payout, Scores
 from exporter.nodeapi.poller import NodeApiPoller, Snapshot
+from exporter.nodeapi.text import NodeBlock, join
 from exporter.satellites import SATELLITES, short_name_from_url
 
 _STALE = ("Values are kept while the node API fails and dropped once the last successful poll "
@@ -45,6 +51,23 @@ _SAT_PAYOUT = {  # storagenode_satellite_payout_<key>: (help, labels), from esti
         "component: egress, repair_audit (repair and audit egress), disk (storage).",
         [*_SAT_PERIOD, "component"]),
 }
+#: the poller's own families (name, help, labels, type), after every other, in this order
+_API = (
+    ("storagenode_api_request_duration_seconds",
+     "Duration of the last poll of the endpoint (for endpoint=satellite, all per-satellite "
+     "requests of the round together).", ["node", "endpoint"], "gauge"),
+    ("storagenode_api_errors",
+     "Failed, timed-out or malformed answers from the node API, by endpoint.",
+     ["node", "endpoint"], "counter"),
+    ("storagenode_api_failures",
+     "The same failures as storagenode_api_errors_total, by reason: timeout (the request's "
+     "total deadline), connection, http_status, too_large, malformed (not JSON, wrong "
+     "content type, wrong shape or absurd numbers); a reason appears once it has happened.",
+     ["node", "endpoint", "reason"], "counter"),
+    ("storagenode_api_last_success_timestamp_seconds",
+     "Unix time of the last successful poll of the endpoint.", ["node", "endpoint"], "gauge"),
+)
+_KINDS = {"gauge": GaugeMetricFamily, "counter": CounterMetricFamily}
 
 log = logging.getLogger("exporter.nodeapi")
 
@@ -87,11 +110,17 @@ class NodeApiCollector:
     def __init__(self, pollers: list[NodeApiPoller]) -> None:
         self.pollers = pollers
         self._reported = False
+        self._lock = threading.Lock()
+        self._blocks: dict[str, NodeBlock] = {}  # node -> its block, written from block.key
+        self._joined: exposition.Prerendered | None = None
 
     def describe(self) -> list[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
+        if exposition.writing_text():  # a text-format /metrics scrape: the kept text
+            yield self.text()
+            return
         snaps = [p.snapshot() for p in self.pollers]
         fams: dict[str, Metric] = {}
 
@@ -102,17 +131,55 @@ class NodeApiCollector:
 
         info_labels = _fmt_wallet_labels(snaps)
         for snap in snaps:
-            try:
-                self._node(snap, gauge, info_labels)
-                sat_labels = _satellite_labels(snap)
-                self._satellites(snap, gauge, sat_labels)
-                self._payout(snap, gauge, sat_labels)
-            except Exception:  # a bug here must not cost the log metrics their scrape
-                if not self._reported:
-                    log.exception("node %s: cannot render the node API values", snap.node)
-                    self._reported = True
-        self._api(snaps, fams)
+            self._render(snap, gauge, info_labels)
+        api = {name: _KINDS[kind](name, doc, labels=labels) for name, doc, labels, kind in _API}
+        for snap in snaps:
+            self._api(snap, api)
+        fams.update(api)
         yield from (f for f in fams.values() if f.samples)
+
+    def text(self) -> exposition.Prerendered:
+        """The families of collect() as generate_latest writes them; a node's block is
+        written again only when its snapshot (the values shown, each endpoint's counts,
+        duration and last success, `up`: the staleness rules are applied by snapshot() on
+        every scrape), the names of its satellites or the wallet label changed."""
+        snaps = [p.snapshot() for p in self.pollers]
+        info_labels = _fmt_wallet_labels(snaps)
+        with self._lock:
+            changed = self._joined is None or [s.node for s in snaps] != list(self._blocks)
+            blocks = []
+            for snap in snaps:
+                key = _key(snap, info_labels)
+                block = self._blocks.get(snap.node)
+                if block is None or block.key != key or any(
+                        SATELLITES.name(sat) != name for sat, name in block.names):
+                    block = self._blocks[snap.node] = self._write(snap, key, info_labels)
+                    changed = True
+                blocks.append(block)
+            if changed:
+                self._blocks = {snap.node: block for snap, block in zip(snaps, blocks,
+                                                                         strict=True)}
+                self._joined = exposition.Prerendered(join(blocks))
+            return self._joined  # the same object while nothing changed
+
+    def _write(self, snap: Snapshot, key: tuple, info_labels: list[str]) -> NodeBlock:
+        block = NodeBlock(key, _API)
+        block.names = _names(snap)
+        self._render(snap, block.gauge, info_labels)
+        self._api(snap, block.api)
+        return block.done()
+
+    def _render(self, snap: Snapshot, gauge, info_labels: list[str]) -> None:
+        """One node's families but the poller's own; a failure keeps what it has written."""
+        try:
+            self._node(snap, gauge, info_labels)
+            sat_labels = _satellite_labels(snap)
+            self._satellites(snap, gauge, sat_labels)
+            self._payout(snap, gauge, sat_labels)
+        except Exception:  # a bug here must not cost the log metrics their scrape
+            if not self._reported:
+                log.exception("node %s: cannot render the node API values", snap.node)
+                self._reported = True
 
     # -- node document -------------------------------------------------------------------------
 
@@ -304,35 +371,32 @@ class NodeApiCollector:
     # -- the poller itself ---------------------------------------------------------------------
 
     @staticmethod
-    def _api(snaps: list[Snapshot], fams: dict[str, Metric]) -> None:
-        duration = GaugeMetricFamily(
-            "storagenode_api_request_duration_seconds",
-            "Duration of the last poll of the endpoint (for endpoint=satellite, all "
-            "per-satellite requests of the round together).", labels=["node", "endpoint"])
-        errors = CounterMetricFamily(
-            "storagenode_api_errors",
-            "Failed, timed-out or malformed answers from the node API, by endpoint.",
-            labels=["node", "endpoint"])
-        failures = CounterMetricFamily(
-            "storagenode_api_failures",
-            "The same failures as storagenode_api_errors_total, by reason: timeout (the "
-            "request's total deadline), connection, http_status, too_large, malformed "
-            "(not JSON, wrong content type, wrong shape or absurd numbers); a reason appears "
-            "once it has happened.", labels=["node", "endpoint", "reason"])
-        success = GaugeMetricFamily(
-            "storagenode_api_last_success_timestamp_seconds",
-            "Unix time of the last successful poll of the endpoint.",
-            labels=["node", "endpoint"])
-        for snap in snaps:
-            for ep in snap.endpoints:
-                errors.add_metric([snap.node, ep.name], float(ep.errors))
-                for reason, count in sorted(ep.by_reason.items()):
-                    failures.add_metric([snap.node, ep.name, reason], float(count))
-                if ep.duration is not None:
-                    duration.add_metric([snap.node, ep.name], ep.duration)
-                if ep.last_success is not None:
-                    success.add_metric([snap.node, ep.name], ep.last_success)
-        fams[duration.name] = duration
-        fams[errors.name] = errors
-        fams[failures.name] = failures
-        fams[success.name] = success
+    def _api(snap: Snapshot, fams: dict) -> None:
+        duration, errors, failures, success = (fams[name] for name, *_ in _API)
+        for ep in snap.endpoints:
+            errors.add_metric([snap.node, ep.name], float(ep.errors))
+            for reason, count in sorted(ep.by_reason.items()):
+                failures.add_metric([snap.node, ep.name, reason], float(count))
+            if ep.duration is not None:
+                duration.add_metric([snap.node, ep.name], ep.duration)
+            if ep.last_success is not None:
+                success.add_metric([snap.node, ep.name], ep.last_success)
+
+
+def _key(snap: Snapshot, info_labels: list[str]) -> tuple:
+    """What a node's block shows (compared with ==: the parsed documents a poll left in place
+    are the same objects, so unchanged parts compare by identity)."""
+    return (tuple(info_labels), snap.up, snap.include_wallet, snap.info, snap.scores,
+            snap.months, snap.payout, snap.held, snap.satellite_payouts, snap.paystubs,
+            tuple((ep.name, ep.errors, ep.by_reason, ep.duration, ep.last_success)
+                  for ep in snap.endpoints))
+
+
+def _names(snap: Snapshot) -> tuple[tuple[str, str], ...]:
+    """The satellites a block names, with the names it shows (another node may teach one)."""
+    ids = {sat.id for sat in snap.info.satellites} if snap.info is not None else set()
+    ids.update(m.id for m in snap.months)
+    ids.update(h.satellite_id for h in snap.held)
+    ids.update(sat_id for sat_id, _ in snap.satellite_payouts)
+    ids.update(stub.satellite_id for _, stub in snap.paystubs)
+    return tuple((sat, SATELLITES.name(sat)) for sat in sorted(ids))
