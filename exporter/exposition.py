@@ -66,19 +66,25 @@ class _Families:
         return self.families
 
 
-def rest(registry) -> bytes:
-    """generate_latest(registry), with the Prerendered parts put where they were yielded."""
-    parts, pending = [], []
+def parts(registry) -> list[bytes | Prerendered]:
+    """generate_latest(registry) in parts: the text of the families between Prerendered
+    ones, and those where they were yielded."""
+    out: list[bytes | Prerendered] = []
+    pending: list[Metric] = []
     with _text_scrape():
         for family in registry.collect():
             if isinstance(family, Prerendered):
-                parts.append(generate_latest(_Families(pending)))
-                parts.append(family.data)
+                out.extend((generate_latest(_Families(pending)), family))
                 pending = []
             else:
                 pending.append(family)
-    parts.append(generate_latest(_Families(pending)))
-    return b"".join(parts)
+    out.append(generate_latest(_Families(pending)))
+    return out
+
+
+def rest(registry) -> bytes:
+    """generate_latest(registry), with the Prerendered texts put where they were yielded."""
+    return b"".join(p.data if isinstance(p, Prerendered) else p for p in parts(registry))
 
 
 def header(family: Metric) -> str:
@@ -117,41 +123,61 @@ def wants_text(accept: str | None) -> bool:
 
 
 class Gzip:
-    """gzip of "log text + the rest" where the log text's deflated bytes are reused while it
-    is unchanged (an idle fleet): the log part is deflated raw and ended with a full flush
-    (byte-aligned, no back-references across it), the rest deflated by a fresh compressor, so
-    the two concatenate into one valid deflate stream of one gzip member; the CRC of the whole
-    is continued from the cached CRC of the log part."""
+    """gzip of "log text + the rest" where the deflated bytes of the log text and of each
+    Prerendered part are reused while that part is unchanged (an idle fleet): every part is
+    deflated raw and ended with a full flush (byte-aligned, no back-references across it), so
+    the parts and a final empty block concatenate into one valid deflate stream of one gzip
+    member; the CRC of the whole is continued from the cached CRC of the log part."""
 
     HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime
 
     def __init__(self) -> None:
         self._cached: tuple[str | None, bytes, int, int] = (None, b"", 0, 0)
+        self._kept: dict[int, tuple[Prerendered, bytes]] = {}  # id -> (part, deflated)
 
-    def compress(self, log: str, rest: bytes) -> bytes:
-        """`log` is LogCollector.text(): the same object while no node changed."""
+    def compress(self, log: str, rest: bytes | list[bytes | Prerendered]) -> bytes:
+        """`log` is LogCollector.text(): the same object while no node changed; `rest` the
+        bytes after it or their `parts()`."""
         text, deflated, crc, size = self._cached
         if text is not log:
             data = log.encode()
-            raw = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-            deflated = raw.compress(data) + raw.flush(zlib.Z_FULL_FLUSH)
+            deflated = _deflated(data)
             crc, size = zlib.crc32(data), len(data)
             self._cached = (log, deflated, crc, size)
-        raw = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-        tail = raw.compress(rest) + raw.flush()
-        trailer = struct.pack("<II", zlib.crc32(rest, crc), (size + len(rest)) & 0xFFFFFFFF)
-        return b"".join((self.HEADER, deflated, tail, trailer))
+        out, kept = [self.HEADER, deflated], {}
+        for part in [rest] if isinstance(rest, bytes) else rest:
+            if isinstance(part, Prerendered):
+                data, hit = part.data, self._kept.get(id(part))
+                if hit is None or hit[0] is not part:
+                    hit = (part, _deflated(data))
+                kept[id(part)] = hit
+                out.append(hit[1])
+            else:
+                data = part
+                out.append(_deflated(data))
+            crc, size = zlib.crc32(data, crc), size + len(data)
+        self._kept = kept
+        out.append(zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS).flush())
+        out.append(struct.pack("<II", crc, size & 0xFFFFFFFF))
+        return b"".join(out)
+
+
+def _deflated(data: bytes) -> bytes:
+    """Raw deflate of `data` ended with a full flush: a stream's part that others may follow."""
+    raw = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return raw.compress(data) + raw.flush(zlib.Z_FULL_FLUSH)
 
 
 def body(collector, registry, gz: Gzip | None) -> tuple[bytes, list[tuple[str, str]]]:
     """The /metrics body: the log families first (the LogCollector is registered first), then
-    the rest of the registry (`rest`), collected while the LogCollector yields nothing. `gz`:
+    the rest of the registry (`parts`), collected while the LogCollector yields nothing. `gz`:
     gzip it."""
     log = collector.text()
     with collector.elsewhere():
-        others = rest(registry)
+        others = parts(registry)
     headers = [("Content-Type", CONTENT_TYPE)]
     if gz is None:
-        return log.encode() + others, headers
+        return b"".join([log.encode(), *(p.data if isinstance(p, Prerendered) else p
+                                         for p in others)]), headers
     headers.append(("Content-Encoding", "gzip"))
     return gz.compress(log, others), headers

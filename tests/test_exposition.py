@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families as text_fami
 from prometheus_client.utils import floatToGoString
 
 from exporter.collector import LogCollector
-from exporter.exposition import Gzip
+from exporter.exposition import Gzip, Prerendered
 from exporter.nodetext import number
 from exporter.report import build_states
 from exporter.runner import NodeRunner
@@ -117,6 +117,22 @@ def test_gzip_with_a_reused_log_part_is_one_valid_member():
         assert one.eof and not one.unused_data
     other = log + "y 2.0\n"
     assert gzip.decompress(gz.compress(other, rest)) == other.encode() + rest
+
+
+def test_gzip_reuses_prerendered_parts_in_one_valid_member():
+    """Parts between the log text and the end (the node API's kept text among the registry's
+    text) decompress, as one member, to everything joined, reused or deflated again."""
+    gz = Gzip()
+    log = "storagenode_x_total 1.0\n" * 3000
+    api = Prerendered("storagenode_up{node=\"n1\"} 1.0\n" * 3000)
+    for part in (api, api, Prerendered(api.text + "storagenode_up{node=\"n2\"} 0.0\n")):
+        for rest in ([b"process_a 1.0\n", part, b"geo 2.0\n"], [part], [b"", part, b""]):
+            one = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            want = log.encode() + b"".join(p.data if isinstance(p, Prerendered) else p
+                                          for p in rest)
+            assert one.decompress(gz.compress(log, rest)) == want
+            assert one.eof and not one.unused_data
+        assert gz._kept[id(part)][0] is part and len(gz._kept) == 1
 
 
 def test_no_log_nodes_still_gives_the_family_headers():
@@ -225,3 +241,37 @@ def test_a_node_that_cannot_be_written_is_left_out_of_the_text(poison, caplog):
     bad.lines["info"] = 1
     bad.sizes["PUT"].sum = 0.0
     assert 'node="bad"' in collector.text()
+
+
+def test_api_families_in_a_text_scrape_agree_with_openmetrics(exporter_process):
+    """With log and `--api` nodes, a Prometheus-text scrape carries the node API samples of
+    an OpenMetrics scrape, each family once, after the process metrics (as generate_latest
+    orders the registry), and a scrape without change gives the same API text."""
+    from exporter.simulate.nodeapi import SimulatedNodeApi
+
+    with SimulatedNodeApi("v1.146") as sim:
+        proc = exporter_process("--node", f"n1:{FIXTURES / 'logs' / 'v1.146.log'}",
+                                "--from-start", "--api", f"n1={sim.url}", "--api",
+                                f"n2={sim.url}")
+        url = proc.url + "/metrics"
+
+        def api(text: str) -> dict:
+            return {k: v for k, v in samples(text_families(text)).items()
+                    if k[0].startswith(("storagenode_up", "storagenode_api_", "storagenode_pay",
+                                        "storagenode_satellite_", "storagenode_disk_"))}
+
+        def polled() -> bool:  # every endpoint of both nodes has answered once
+            got = api(get(url, PROMETHEUS_ACCEPT)[0])
+            return sum(k[0] == "storagenode_api_last_success_timestamp_seconds"
+                       for k in got) == 14
+        wait_for(polled, timeout=20, what="the first polls of every endpoint")
+        text, kind = get(url, PROMETHEUS_ACCEPT)
+        om, _ = get(url, "application/openmetrics-text;version=1.0.0")
+        again, _ = get(url, None)
+    assert kind.startswith("text/plain; version=0.0.4")
+    assert api(text) and api(text) == api(om) == api(again)
+    for family in ("storagenode_up gauge", "storagenode_api_errors_total counter",
+                   "storagenode_log_lines_total counter"):
+        assert text.count(f"# TYPE {family}") == 1
+    assert (text.index("# TYPE storagenode_log_lines_total") < text.index(
+        "# TYPE process_resident_memory_bytes") < text.index("# TYPE storagenode_up gauge"))
