@@ -71,14 +71,20 @@ def read_whole(path: str, state: NodeState, source: Source, show_progress: bool)
     lines_done = 0
     with open_log(path) as fh:
         raw = getattr(fh, "fileobj", None) or fh  # compressed position for .gz
-        while data := fh.read(CHUNK):
-            source.stats.bytes_read += len(data)
+        while True:
             if docker is not None:
+                data = fh.read(CHUNK)
+                n = len(data)
                 lines = splitter.feed(data)
                 state.feed(docker.make_batch(lines).lines, None)
                 lines_done += len(lines)
-            elif (block := splitter.feed_block(data)) is not None:
-                lines_done += state.feed_block(block, None)
+            else:  # one reused buffer, no bytes object a chunk
+                n, block = splitter.read_block(fh, CHUNK)
+                if block is not None:
+                    lines_done += state.feed_block(block, None)
+            if n == 0:
+                break
+            source.stats.bytes_read += n
             progress.update(raw.tell(), lines_done)
         rest = splitter.flush()
         state.feed(docker.make_batch(rest).lines if docker and rest else rest, None)

@@ -8,15 +8,18 @@ silently.
 
 from __future__ import annotations
 
+from typing import BinaryIO
+
 
 class LineSplitter:
-    __slots__ = ("_partial", "_skipping", "max_line_bytes", "oversized")
+    __slots__ = ("_buffer", "_partial", "_skipping", "max_line_bytes", "oversized")
 
     def __init__(self, max_line_bytes: int = 1 << 20) -> None:
         self.max_line_bytes = max_line_bytes
         self._partial = b""
         self._skipping = False
         self.oversized = 0
+        self._buffer: bytearray | None = None  # read_block's, kept between calls
 
     @property
     def pending_bytes(self) -> int:
@@ -42,13 +45,41 @@ class LineSplitter:
             head = b"\n"  # the end of the oversized line: one empty line
             data = data[cut + 1 :]
         buf = self._partial + data if self._partial else data
-        cut = buf.rfind(b"\n")
+        return self._split(buf, 0, len(buf), head)
+
+    def read_block(self, fh: BinaryIO, size: int) -> tuple[int, bytes | memoryview | None]:
+        """`feed_block(fh.read(size))` without a new bytes object per read: the bytes go into
+        one buffer kept for the next call, behind the held-back partial line. A fresh 1 MiB
+        object a read cost `report` ~70k page faults on a 300 MB log (glibc gives the freed
+        heap back and faults it in again). Returns (bytes read, block); 0 at the end."""
+        held = len(self._partial)
+        buf = self._buffer
+        if buf is None or len(buf) < held + size:
+            buf = self._buffer = bytearray(held + size)
+        buf[:held] = self._partial
+        with memoryview(buf) as view:
+            n = fh.readinto(view[held : held + size]) or 0
+        if n == 0:
+            return 0, None
+        start, end, head = 0, held + n, b""
+        if self._skipping:  # nothing is held back while a line is skipped
+            cut = buf.find(b"\n", 0, end)
+            if cut < 0:
+                return n, None
+            self._skipping = False
+            start, head = cut + 1, b"\n"
+        return n, self._split(buf, start, end, head)
+
+    def _split(self, buf: bytes | bytearray, start: int, end: int,
+               head: bytes) -> bytes | memoryview | None:
+        """The complete lines of buf[start:end] (see feed_block); the rest is held back."""
+        cut = buf.rfind(b"\n", start, end)
         if cut < 0:
-            self._partial = buf
+            self._partial = bytes(buf[start:end]) if isinstance(buf, bytearray) else buf[start:end]
             block = None
         else:
-            block = self._blank_oversized(buf, cut)
-            self._partial = buf[cut + 1 :]
+            block = self._blank_oversized(buf, start, cut)
+            self._partial = bytes(buf[cut + 1 : end])
         if len(self._partial) > self.max_line_bytes:
             self._partial = b""
             self._skipping = True
@@ -57,16 +88,17 @@ class LineSplitter:
             return b"" if block is None else head + block
         return block
 
-    def _blank_oversized(self, buf: bytes, cut: int) -> bytes | memoryview:
-        """buf[:cut] with the lines longer than max_line_bytes emptied. Such a line contains
-        one of the points every max_line_bytes apart, so only the lines around those are
-        measured. A view, not a copy, when there is nothing to empty."""
+    def _blank_oversized(self, buf: bytes | bytearray, begin: int, cut: int) -> bytes | memoryview:
+        """buf[begin:cut] with the lines longer than max_line_bytes emptied. Such a line
+        contains one of the points every max_line_bytes apart, so only the lines around those
+        are measured. A view, not a copy, when there is nothing to empty."""
         limit = self.max_line_bytes
         keep: list[bytes] = []
-        kept_to = 0
-        point = 0
-        while cut > limit and point < cut:
-            start = buf.rfind(b"\n", 0, point) + 1
+        kept_to = begin
+        point = begin
+        while cut - begin > limit and point < cut:
+            nl = buf.rfind(b"\n", begin, point)
+            start = nl + 1 if nl >= 0 else begin
             end = buf.find(b"\n", point, cut)
             end = cut if end < 0 else end
             if end - start > limit:
@@ -75,7 +107,7 @@ class LineSplitter:
                 self.oversized += 1
             point = max(point + limit, end + 1)
         if not keep:
-            return memoryview(buf)[:cut]
+            return memoryview(buf)[begin:cut]
         keep.append(buf[kept_to:cut])
         return b"".join(keep)
 

@@ -7,6 +7,7 @@ its insertion order, the heavy-hitter counts, the clocks that drive expiry.
 
 from __future__ import annotations
 
+import io
 import os
 import random
 from pathlib import Path
@@ -216,6 +217,7 @@ def test_line_splitter_blocks_equal_lines(seed):
         "" if len(line) > limit else line.decode("utf-8", "replace")
         for line in stream.split(b"\n")[:-1]
     ]
+    oversized = sum(len(x) > limit for x in stream.split(b"\n"))
     splitter, got = LineSplitter(max_line_bytes=limit), []
     pos = 0
     while pos < len(stream):
@@ -225,7 +227,17 @@ def test_line_splitter_blocks_equal_lines(seed):
             got.extend(str(block, "utf-8", "replace").split("\n"))
         pos += step
     assert got == expected
-    assert splitter.oversized == sum(len(x) > limit for x in stream.split(b"\n"))
+    assert splitter.oversized == oversized
+    # read_block: the same blocks from a file read into one reused buffer
+    fh, splitter, got = io.BytesIO(stream), LineSplitter(max_line_bytes=limit), []
+    while True:
+        n, block = splitter.read_block(fh, rng.choice((1, 7, 64, 333, 5000)))
+        if n == 0:
+            break
+        if block is not None:
+            got.extend(str(block, "utf-8", "replace").split("\n"))
+    assert got == expected
+    assert splitter.oversized == oversized
 
 
 @native
