@@ -43,17 +43,19 @@ def threads(pid: int) -> int:
 
 
 def scrapes(pid: int, port: int, count: int) -> dict:
-    """`count` scrapes one after the other: wall p50/p99 ms, CPU ms a scrape, samples."""
+    """`count` scrapes one after the other: wall p50/p99 ms (all of them), CPU ms a scrape,
+    samples, and the first scrape's ms (the first after the polls: every block written)."""
     times, body = [], b""
     c0 = cpu_seconds(pid)
     for _ in range(count):
         seconds, body = scrape(port)
         times.append(seconds * 1000)
     cpu = (cpu_seconds(pid) - c0) * 1000 / count
+    first = times[0]
     times.sort()
-    return {"p50": statistics.median(times), "p99": times[min(count - 1, int(count * 0.99))],
-            "cpu": cpu, "samples": sum(1 for line in body.splitlines()
-                                       if line and not line.startswith(b"#"))}
+    samples = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+    return {"first": first, "p50": statistics.median(times),
+            "p99": times[min(count - 1, int(count * 0.99))], "cpu": cpu, "samples": samples}
 
 
 def measure(nodes: int, url: str, seconds: float, settle: float,
@@ -97,12 +99,12 @@ def main() -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     try:
         print(f"{'nodes':>5} {'API':>12} {'threads':>7} {'CPU %':>6} {'scrape p50 ms':>13} "
-              f"{'p99 ms':>7} {'CPU ms/scrape':>13} {'samples':>7}")
+              f"{'p99 ms':>7} {'CPU ms/scrape':>13} {'samples':>7} {'first ms':>8}")
         for n in (int(x) for x in args.nodes.split(",")):
             for kind, url in (("simulated", sim.url), ("unreachable", dead)):
                 count, cpu, s = measure(n, url, args.seconds, args.settle, args.scrapes)
                 scraped = (f" {s['p50']:>13.1f} {s['p99']:>7.1f} {s['cpu']:>13.1f} "
-                           f"{s['samples']:>7}" if s else "")
+                           f"{s['samples']:>7} {s['first']:>8.1f}" if s else "")
                 print(f"{n:>5} {kind:>12} {count:>7} {cpu:>6.2f}{scraped}", flush=True)
     finally:
         sim.stop()

@@ -182,3 +182,51 @@ def test_a_scrape_puts_the_text_where_the_families_were():
         assert exposition.rest(registry) == want
         assert want.index(b"before_api 1.0") < want.index(b"storagenode_up{") \
             < want.index(b"after_api ")
+
+
+def test_a_node_poll_leaves_the_payout_part_as_it_was():
+    """The parts of a block are kept under what their renderer reads: a node poll with a new
+    document writes the node and satellite parts again, not the payout part."""
+    with SimulatedNodeApi("v1.146") as sim:  # the real clock: every node poll differs
+        poller = NodeApiPoller("n1", sim.url)
+        poller.poll_once()
+        collector = NodeApiCollector([poller])
+        check(collector)
+        before = collector._blocks["n1"].parts
+        time.sleep(0.01)
+        poller.poll_once(("node",))
+        check(collector)
+        after = collector._blocks["n1"].parts
+        assert [a is b for a, b in zip(before, after, strict=True)] == [False, False, True]
+
+
+def test_a_renderer_that_fails_keeps_what_collect_keeps(monkeypatch, caplog):
+    """A bug in one renderer: the samples it wrote stay, the renderers after it are left
+    out, the poller's own families and the other nodes are there, in both paths alike."""
+    satellites = NodeApiCollector._satellites
+
+    def broken(snap, gauge, sat_labels):
+        if snap.node == "bad":
+            gauge("storagenode_satellite_info", "Satellites the node works for (always 1).",
+                  ["node", "satellite", "satellite_id", "url"]).add_metric(
+                      ["bad", "us1", "x", "y"], 1.0)
+            raise RuntimeError("a bug")
+        satellites(snap, gauge, sat_labels)
+
+    monkeypatch.setattr(NodeApiCollector, "_satellites", staticmethod(broken))
+    with SimulatedNodeApi("v1.146", clock=fixed) as sim:
+        pollers = [NodeApiPoller(name, sim.url, clock=fixed) for name in ("bad", "good")]
+        for poller in pollers:
+            poller.poll_once()
+        collector = NodeApiCollector(pollers)
+        text = check(collector)
+        pollers[0].poll_once(("node",))  # written again from the kept parts
+        text = check(collector)
+    assert value(text, "storagenode_satellite_info", node="bad", satellite="us1",
+                 satellite_id="x", url="y") == 1
+    assert value(text, "storagenode_payout_held_total_dollars", node="bad",
+                 satellite="us1") is None
+    assert value(text, "storagenode_payout_held_total_dollars", node="good",
+                 satellite="us1") == 6.172839
+    assert value(text, "storagenode_api_errors_total", node="bad", endpoint="node") == 0
+    assert len([r for r in caplog.records if "cannot render" in r.getMessage()]) == 1

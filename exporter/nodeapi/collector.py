@@ -14,7 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from exporter import exposition
 from exporter.nodeapi.parse import PAYSTUB_KINDS, Payout, Scores
 from exporter.nodeapi.poller import NodeApiPoller, Snapshot
-from exporter.nodeapi.text import NodeBlock, join
+from exporter.nodeapi.text import NodeBlock, Part, join
 from exporter.satellites import SATELLITES, short_name_from_url
 
 _STALE = ("Values are kept while the node API fails and dropped once the last successful poll "
@@ -153,7 +153,8 @@ class NodeApiCollector:
                 block = self._blocks.get(snap.node)
                 if block is None or block.key != key or any(
                         SATELLITES.name(sat) != name for sat, name in block.names):
-                    block = self._blocks[snap.node] = self._write(snap, key, info_labels)
+                    block = self._blocks[snap.node] = self._write(snap, key, info_labels,
+                                                                  block)
                     changed = True
                 blocks.append(block)
             if changed:
@@ -162,24 +163,62 @@ class NodeApiCollector:
                 self._joined = exposition.Prerendered(join(blocks))
             return self._joined  # the same object while nothing changed
 
-    def _write(self, snap: Snapshot, key: tuple, info_labels: list[str]) -> NodeBlock:
-        block = NodeBlock(key, _API)
-        block.names = _names(snap)
-        self._render(snap, block.gauge, info_labels)
-        self._api(snap, block.api)
-        return block.done()
+    def _write(self, snap: Snapshot, key: tuple, info_labels: list[str],
+               old: NodeBlock | None) -> NodeBlock:
+        """A node's block, with the parts of its `old` one whose inputs are unchanged."""
+        names = _names(snap)
+        kept = old.parts if old is not None else []
+        parts = []
+        for i, (inputs, render) in enumerate(self._sections(snap, info_labels, names)):
+            part = kept[i] if i < len(kept) and kept[i].key == inputs else None
+            if part is None:
+                part = Part(inputs)
+                try:
+                    render(part.gauge)
+                except Exception:
+                    part.failed = True
+                    self._failed(snap)
+                part.done()
+            parts.append(part)
+            if part.failed:  # as in _render: the sections after it are not written
+                break
+        api = Part((), _API)
+        self._api(snap, api.families)
+        return NodeBlock(key, names, parts, api.done())
 
     def _render(self, snap: Snapshot, gauge, info_labels: list[str]) -> None:
         """One node's families but the poller's own; a failure keeps what it has written."""
         try:
-            self._node(snap, gauge, info_labels)
-            sat_labels = _satellite_labels(snap)
-            self._satellites(snap, gauge, sat_labels)
-            self._payout(snap, gauge, sat_labels)
+            for _, render in self._sections(snap, info_labels, ()):
+                render(gauge)
         except Exception:  # a bug here must not cost the log metrics their scrape
-            if not self._reported:
-                log.exception("node %s: cannot render the node API values", snap.node)
-                self._reported = True
+            self._failed(snap)
+
+    def _failed(self, snap: Snapshot) -> None:
+        if not self._reported:
+            log.exception("node %s: cannot render the node API values", snap.node)
+            self._reported = True
+
+    def _sections(self, snap: Snapshot, info_labels: list[str],
+                  names: tuple[tuple[str, str], ...]) -> tuple:
+        """The renderers of a node in order, each with what it reads (`names`: _names())."""
+        labels: list[dict[str, str]] = []
+
+        def sat_labels() -> dict[str, str]:  # made once, by the first renderer that needs it
+            if not labels:
+                labels.append(_satellite_labels(snap))
+            return labels[0]
+
+        info = snap.info
+        sat_ids = tuple(sat.id for sat in info.satellites) if info is not None else ()
+        return (
+            ((tuple(info_labels), snap.up, snap.include_wallet, info),
+             lambda gauge: self._node(snap, gauge, info_labels)),
+            ((info, snap.scores, snap.months, names),
+             lambda gauge: self._satellites(snap, gauge, sat_labels())),
+            ((sat_ids, names, snap.payout, snap.held, snap.satellite_payouts, snap.paystubs),
+             lambda gauge: self._payout(snap, gauge, sat_labels())),
+        )
 
     # -- node document -------------------------------------------------------------------------
 

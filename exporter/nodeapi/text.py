@@ -17,12 +17,29 @@ from prometheus_client.core import Metric
 from prometheus_client.utils import floatToGoString
 
 from exporter.exposition import header
+from exporter.nodetext import number
 
 _HEADERS: dict[tuple[str, str, str], str] = {}  # (name, help, type) -> the HELP/TYPE lines
+_ESCAPED: dict[str, str] = {}  # label value -> escaped (nodes, satellites, periods, kinds...)
+_ESCAPED_MAX = 10_000
 
 
 def _escape(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    escaped = _ESCAPED.get(value)
+    if escaped is None:
+        if len(_ESCAPED) > _ESCAPED_MAX:
+            _ESCAPED.clear()
+        escaped = _ESCAPED[value] = (
+            value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\""))
+    return escaped
+
+
+def _number(value) -> str:
+    """floatToGoString (NaN, +Inf and -Inf too, as generate_latest writes them)."""
+    try:
+        return number(value)
+    except ValueError:
+        return floatToGoString(value)
 
 
 class TextFamily:
@@ -31,7 +48,7 @@ class TextFamily:
     collector._Gauge does (one family here holds one node's samples, and node names are
     unique, so the same samples are dropped)."""
 
-    __slots__ = ("_labels", "_sample", "_seen", "header", "lines")
+    __slots__ = ("_order", "_sample", "_seen", "header", "lines")
 
     def __init__(self, name: str, documentation: str, labels: Iterable[str],
                  kind: str = "gauge") -> None:
@@ -40,7 +57,9 @@ class TextFamily:
             _HEADERS[key] = header(Metric(name, documentation, kind))
         self.header = _HEADERS[key]
         self._sample = name + "_total" if kind == "counter" else name
-        self._labels = list(labels)
+        #: (position of the label in add_metric's values, `name="`), sorted by label name
+        self._order = sorted(((i, f'{label}="') for i, label in enumerate(labels)),
+                             key=lambda item: item[1])
         self.lines: list[str] = []
         self._seen: set[tuple[str, ...]] = set()
 
@@ -49,45 +68,68 @@ class TextFamily:
         if key in self._seen:
             return
         self._seen.add(key)
-        pairs = ",".join(f'{name}="{_escape(v)}"' for name, v in
-                         sorted(zip(self._labels, key, strict=True)))
-        label_part = f"{{{pairs}}}" if pairs else ""
-        self.lines.append(f"{self._sample}{label_part} {floatToGoString(value)}\n")
+        if len(key) != len(self._order):
+            raise ValueError(f"{self._sample}: {len(key)} label values for {len(self._order)}")
+        pairs = '",'.join([f"{name}{_escape(key[i])}" for i, name in self._order])
+        label_part = f'{{{pairs}"}}' if pairs else ""
+        self.lines.append(f"{self._sample}{label_part} {_number(value)}\n")
 
     @property
     def text(self) -> str:
         return "".join(self.lines)
 
 
-class NodeBlock:
-    """One node's families while its renderers run: `main` in the order they first asked for
-    them (an empty one too: as in collect(), that fixes where the family first appears in the
-    scrape), then the poller's own `api` families, in a fixed order. `done()` keeps only the
-    text. `key` and `names`: what it was written from (collector.py)."""
+class Part:
+    """The families one of the collector's renderers wrote for a node, kept under `key`, what
+    that renderer read (collector.py): a poll that changes the node document leaves the
+    payout part, most of a node's samples, as it was. Families in the order the renderer
+    first asked for them, an empty one too (as in collect(), that fixes where the family first
+    appears in the scrape); `families`: ones made up front, in this order (the poller's own).
+    The renderers of a node write disjoint families, so dropping a duplicate sample within a
+    part drops what collect() drops."""
 
-    def __init__(self, key: tuple, api: Iterable[tuple[str, str, list[str], str]]) -> None:
+    def __init__(self, key: tuple,
+                 families: Iterable[tuple[str, str, list[str], str]] = ()) -> None:
         self.key = key
-        self.names: tuple[tuple[str, str], ...] = ()  # (satellite ID, the name shown)
-        self.main: dict[str, TextFamily] = {}
-        self.api = {name: TextFamily(name, doc, labels, kind) for name, doc, labels, kind in api}
-        self.headers: dict[str, str] = {}  # main family -> its HELP/TYPE lines
-        self.api_headers: dict[str, str] = {}  # the same of the api families
-        self.texts: dict[str, str] = {}  # family -> this node's sample lines, if any
+        self.failed = False  # the renderer raised: the parts after it are not written
+        self.families = {name: TextFamily(name, doc, labels, kind)
+                         for name, doc, labels, kind in families}
+        self.headers: dict[str, str] = {}  # family -> its HELP/TYPE lines, in order
+        self.texts: dict[str, str] = {}  # family -> the node's sample lines, if any
 
     def gauge(self, name: str, documentation: str, labels: list[str]) -> TextFamily:
-        family = self.main.get(name)
+        family = self.families.get(name)
         if family is None:
-            family = self.main[name] = TextFamily(name, documentation, labels)
+            family = self.families[name] = TextFamily(name, documentation, labels)
         return family
 
-    def done(self) -> NodeBlock:
-        for families, headers in ((self.main, self.headers), (self.api, self.api_headers)):
-            for name, family in families.items():
-                headers[name] = family.header
-                if family.lines:
-                    self.texts[name] = family.text
-        self.main, self.api = {}, {}
+    def done(self) -> Part:
+        """Keep only the text (the line lists and label sets go)."""
+        for name, family in self.families.items():
+            self.headers[name] = family.header
+            if family.lines:
+                self.texts[name] = family.text
+        self.families = {}
         return self
+
+
+class NodeBlock:
+    """One node's text: its parts in the order they were written, then the poller's own
+    families (`api`, after every other family in a scrape). `key` and `names`: the snapshot
+    and the satellite names it was written from (collector.py)."""
+
+    def __init__(self, key: tuple, names: tuple[tuple[str, str], ...], parts: list[Part],
+                 api: Part) -> None:
+        self.key, self.names, self.parts = key, names, parts
+        self.headers: dict[str, str] = {}  # main family -> its HELP/TYPE lines
+        self.api_headers = api.headers
+        self.texts: dict[str, str] = {}
+        for part in parts:
+            for name, head in part.headers.items():
+                self.headers.setdefault(name, head)
+            for name, text in part.texts.items():
+                self.texts[name] = self.texts.get(name, "") + text
+        self.texts.update(api.texts)
 
 
 def join(blocks: list[NodeBlock]) -> str:
