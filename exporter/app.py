@@ -26,6 +26,9 @@ log = logging.getLogger("exporter")
 
 
 class BuildInfoCollector:
+    def __init__(self) -> None:
+        revision()  # looked up now (it may run git), not during the first scrape
+
     def describe(self):
         return []
 
