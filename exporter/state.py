@@ -57,7 +57,6 @@ HOUSE_MAX = 10**18
 START_INDEX_MAX = 10_000
 
 
-
 def _native() -> tuple[Callable | None, Callable[[], dict] | None]:
     """exporter._hotpath's scan and Pending when the C extension was built (it is optional),
     unless STORAGENODE_EXPORTER_PURE_PYTHON is set; (None, None) means the pure Python path."""

@@ -82,15 +82,13 @@ const char timestamp_doc[] = PyDoc_STR(
 PyObject *
 py_timestamp(PyObject *module, PyObject *arg)
 {
+    const char *s;
     Py_ssize_t n;
-    const char *s = PyUnicode_Check(arg) ? PyUnicode_AsUTF8AndSize(arg, &n) : NULL;
-    if (s == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "timestamp needs a str");
+    int ascii = ascii_arg(arg, "timestamp", &s, &n);
+    if (ascii < 0)
         return NULL;
-    }
     double v;
-    if (!PyUnicode_IS_ASCII(arg) || !log_time(s, n, &v))
+    if (!ascii || !log_time(s, n, &v))
         Py_RETURN_NONE;
     return PyFloat_FromDouble(v);
 }

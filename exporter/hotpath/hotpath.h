@@ -131,6 +131,8 @@ typedef struct {
     Py_ssize_t geo_generation;                  /* locator._generation */
 } Ctx;
 
+/* module.c */
+int ascii_arg(PyObject *arg, const char *what, const char **s, Py_ssize_t *n);
 /* scan.c */
 void grammar_init(void);
 /* apply.c */

@@ -49,6 +49,22 @@ PyObject *a_lines, *a_transfers, *a_bytes, *a_sizes, *a_durations, *a_in_flight,
     *a_read_time_slack, *a_geo_slot_end, *a_available_space, *a_index_starts, *a_errors,
     *a_cancel_reasons;
 
+/* The chars of a str argument of the test-facing readers (timestamp, classify): 1 and *s, *n
+ * for an ASCII str, 0 for another str (the scan leaves such text to Python), -1 and TypeError
+ * for anything else. */
+int
+ascii_arg(PyObject *arg, const char *what, const char **s, Py_ssize_t *n)
+{
+    if (!PyUnicode_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "%s needs a str", what);
+        return -1;
+    }
+    if (!PyUnicode_IS_ASCII(arg))
+        return 0;
+    *s = PyUnicode_AsUTF8AndSize(arg, n);
+    return *s == NULL ? -1 : 1;
+}
+
 extern const char scan_doc[], set_reasons_doc[], classify_doc[], timestamp_doc[];
 PyObject *py_timestamp(PyObject *module, PyObject *arg);
 PyObject *scan(PyObject *module, PyObject *args);

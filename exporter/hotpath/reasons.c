@@ -150,14 +150,12 @@ const char classify_doc[] = PyDoc_STR(
 PyObject *
 py_classify(PyObject *module, PyObject *arg)
 {
+    const char *s;
     Py_ssize_t n;
-    const char *s = PyUnicode_Check(arg) ? PyUnicode_AsUTF8AndSize(arg, &n) : NULL;
-    if (s == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "classify needs a str");
+    int ascii = ascii_arg(arg, "classify", &s, &n);
+    if (ascii < 0)
         return NULL;
-    }
-    int r = PyUnicode_IS_ASCII(arg) ? classify(s, n) : -1;
+    int r = ascii ? classify(s, n) : -1;
     if (r < 0)
         Py_RETURN_NONE;
     return Py_NewRef(labels[r]);
