@@ -223,13 +223,20 @@ class NodeText:
             key: kept[key] if key in kept else make(key) for key in order(mapping.keys())}
         return kept
 
+    def _unchanged(self, out: dict[str, str], family: str, mapping: dict) -> bool:
+        """Whether the family's values are the ones its last text was written from (then that
+        text is used again)."""
+        last = self._last.get(family)
+        if last is None or last[0] != mapping:
+            return False
+        if last[1]:
+            out[family] = last[1]
+        return True
+
     def _counters(self, out: dict[str, str], family: str, mapping: dict,
                   values: Callable[[tuple], Iterable[str]], order: Callable = sorted) -> None:
         """Counter or gauge samples by key; `values(key)`: the label values after `node`."""
-        last = self._last.get(family)
-        if last is not None and last[0] == mapping:
-            if last[1]:
-                out[family] = last[1]
+        if self._unchanged(out, family, mapping):
             return
         kept = self._kept[family]
         if kept.keys() != mapping.keys():
@@ -267,11 +274,9 @@ class NodeText:
                     values: Callable[[tuple], Iterable[str]], les: tuple[str, ...],
                     order: Callable = sorted) -> None:
         """Histogram samples: cumulative buckets, then _count and _sum, as add_metric does."""
-        last = self._last.get(family)
-        if last is not None and last[0] == mapping:
-            if last[1]:
-                out[family] = last[1]
+        if self._unchanged(out, family, mapping):
             return
+        last = self._last.get(family)
         kept = self._kept[family]
         if kept.keys() != mapping.keys():
             kept = self._order(family, mapping, lambda k: self._hist_parts(family, values(k)),
