@@ -7,6 +7,7 @@ exporter, so the numbers agree with /metrics. Also the benchmark entry point.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import os
 import sys
@@ -21,6 +22,7 @@ from exporter.runner import NodeRunner
 from exporter.state import NodeState
 from logstream.docker import DockerJsonSource
 from logstream.lines import LineSplitter
+from logstream.readahead import ReadAhead
 from logstream.source import Source
 
 CHUNK = 1 << 20
@@ -71,21 +73,20 @@ def read_whole(path: str, state: NodeState, source: Source, show_progress: bool)
     lines_done = 0
     with open_log(path) as fh:
         raw = getattr(fh, "fileobj", None) or fh  # compressed position for .gz
-        while True:
+        if docker is None:  # the reads on a thread of their own, blocks of complete lines
+            blocks = ReadAhead(fh, splitter, CHUNK)
+        else:
+            blocks = ((len(data), data) for data in iter(lambda: fh.read(CHUNK), b""))
+        for n, block in blocks:
             if docker is not None:
-                data = fh.read(CHUNK)
-                n = len(data)
-                lines = splitter.feed(data)
+                lines = splitter.feed(block)
                 state.feed(docker.make_batch(lines).lines, None)
                 lines_done += len(lines)
-            else:  # one reused buffer, no bytes object a chunk
-                n, block = splitter.read_block(fh, CHUNK)
-                if block is not None:
-                    lines_done += state.feed_block(block, None)
-            if n == 0:
-                break
+            elif block is not None:
+                lines_done += state.feed_block(block, None)
             source.stats.bytes_read += n
-            progress.update(raw.tell(), lines_done)
+            if progress.enabled:  # (tell() would wait for the reader thread's read)
+                progress.update(raw.tell(), lines_done)
         rest = splitter.flush()
         state.feed(docker.make_batch(rest).lines if docker and rest else rest, None)
     source.stats.oversized_lines += splitter.oversized
@@ -93,6 +94,9 @@ def read_whole(path: str, state: NodeState, source: Source, show_progress: bool)
 
 
 def build_states(nodes: list[tuple[str, str]], show_progress: bool, geo=None):
+    # The imported modules live as long as the process: the collector need not walk them
+    # again on every full collection while the logs are read (~1.5 % of a report's time).
+    gc.freeze()
     runners: dict[str, NodeRunner] = {}
     for name, path in nodes:
         runner = runners.get(name)
