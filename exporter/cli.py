@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import signal
 import sys
 import threading
@@ -21,7 +20,6 @@ from exporter.config import (
     parse_api_flag,
     parse_node_flag,
 )
-from exporter.revision import revision
 from logstream.logsetup import FORMATS
 from logstream.logsetup import setup as setup_logging
 
@@ -44,6 +42,9 @@ class Parser(argparse.ArgumentParser):
 
 def version_text() -> str:
     """Like node_exporter's --version: version, revision, runtime, platform, hot path."""
+    import platform
+
+    from exporter.revision import revision
     from exporter.state import NATIVE_SCAN
 
     return (f"storagenode-exporter, version {__version__} (revision: {revision()})\n"
