@@ -14,6 +14,7 @@ import pytest
 
 from exporter import reasons
 from exporter.reasons import _RULES, CACHE_MAX, CACHE_TEXT, _classify, classify, shape
+from exporter.state import NATIVE_SCAN
 
 NEEDLES = [n for _, needles in _RULES for n in needles]
 
@@ -84,3 +85,22 @@ def test_the_cache_stays_bounded():
     assert len(reasons._CACHE) <= CACHE_MAX
     classify("x" * (CACHE_TEXT + 1))
     assert all(len(key) <= CACHE_TEXT * 4 + 2 for key in reasons._CACHE)
+
+
+@pytest.mark.skipif(NATIVE_SCAN is None, reason="the C extension is not built")
+def test_the_c_shape_cache_gives_the_rule_tables_label():
+    """exporter/hotpath/reasons.c remembers labels by shape too (digit runs as one '0', a
+    direct-mapped table): every text and its digit variants, first one then the other, and
+    enough distinct shapes to replace slots, get the table's label."""
+    from exporter import _hotpath
+
+    rng = random.Random(8)
+    ascii_texts = [t for t in TEXTS if t.isascii()]
+    variants = ["".join(str(rng.randrange(10 ** rng.randrange(1, 7))) if ch.isdigit() else ch
+                        for ch in text) for text in ascii_texts]
+    crowd = [f"{rng.choice(NEEDLES)} {i} " + "y" * (i % 130) for i in range(3000)]
+    # a digit inside a needle breaks it: that text must not get the whole needle's label
+    broken = [t for n in NEEDLES if len(n) > 1 for t in (f"a {n}", f"a {n[:1]}7{n[1:]}")]
+    for text in [*variants, *ascii_texts, *crowd, *ascii_texts[::-1], *variants[::-1], *broken]:
+        expected = _classify(text.lower()) if len(text) <= 4096 else None
+        assert _hotpath.classify(text) == expected, text

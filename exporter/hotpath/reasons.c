@@ -20,6 +20,7 @@ static struct {
     int label;
 } needles[MAX_NEEDLES];
 static int n_needles = -1; /* -1: set_reasons was not called, every such line goes to Python */
+static int digit_needles[MAX_NEEDLES], n_digit_needles; /* needles holding a digit */
 static PyObject *labels[MAX_REASONS];
 static int n_labels, label_eof, label_other;
 int reason_speed_too_low = -1, reason_database = -1;
@@ -56,6 +57,11 @@ add_needle(PyObject *needle, int label)
         return -1;
     }
     memcpy(copy, s, (size_t)n + 1);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (s[i] >= '0' && s[i] <= '9') { /* see classify: a text holding it is not cached */
+            digit_needles[n_digit_needles++] = n_needles;
+            break;
+        }
     needles[n_needles].text = copy;
     needles[n_needles].len = n;
     needles[n_needles++].label = label;
@@ -77,6 +83,7 @@ set_reasons(PyObject *module, PyObject *args)
     if (n_needles >= 0) /* set already (exporter.state imported again): the table stays */
         Py_RETURN_NONE;
     n_needles = 0;
+    n_digit_needles = 0;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(rules); i++) {
         PyObject *rule = PyTuple_GET_ITEM(rules, i), *label, *list;
         if (!PyArg_ParseTuple(rule, "UO!", &label, &PyTuple_Type, &list))
@@ -122,17 +129,25 @@ find_needle(const char *hay, Py_ssize_t n, const char *needle, Py_ssize_t m)
     return NULL;
 }
 
-/* classify(text): the label index, or -1 when Python must do it (no table, a long text). */
-int
-classify(const char *text, Py_ssize_t n)
+/*
+ * Labels remembered by the shape of the text, as reasons.classify does: lower case, each run
+ * of digits one '0'. Exact for needles without a digit: such a needle occurs in a text if and
+ * only if it occurs in every text of the same shape (a match can neither span a run nor
+ * change when a run it does not touch changes length), and so does `(?:^|: )eof$`; a text
+ * holding a needle with a digit (`x509: `) is classified without the cache. Direct-mapped; a
+ * colliding shape only replaces the slot, so crafted texts cost at most the uncached search.
+ */
+#define SHAPE_SLOTS 512
+#define SHAPE_MAX 120
+static struct {
+    uint64_t hash;
+    int len, label; /* len 0: empty slot */
+    char text[SHAPE_MAX];
+} shapes[SHAPE_SLOTS];
+
+static int
+label_of(const char *low, Py_ssize_t n)
 {
-    if (n_needles < 0 || n > MAX_TEXT)
-        return -1;
-    char low[MAX_TEXT];
-    for (Py_ssize_t i = 0; i < n; i++) {
-        char ch = text[i];
-        low[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
-    }
     for (int i = 0; i < n_needles; i++)
         if (needles[i].len <= n && find_needle(low, n, needles[i].text, needles[i].len))
             return needles[i].label;
@@ -141,6 +156,49 @@ classify(const char *text, Py_ssize_t n)
         (n == 3 || (n >= 5 && memcmp(low + n - 5, ": ", 2) == 0)))
         return label_eof;
     return label_other;
+}
+
+/* classify(text): the label index, or -1 when Python must do it (no table, a long text). */
+int
+classify(const char *text, Py_ssize_t n)
+{
+    if (n_needles < 0 || n > MAX_TEXT)
+        return -1;
+    char low[MAX_TEXT], shape[SHAPE_MAX];
+    Py_ssize_t len = 0;
+    uint64_t hash = 14695981039346656037ULL; /* FNV-1a over the shape */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char ch = text[i];
+        low[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+        if (ch >= '0' && ch <= '9') {
+            if (i > 0 && text[i - 1] >= '0' && text[i - 1] <= '9')
+                continue; /* the run has its '0' */
+            ch = '0';
+        } else {
+            ch = low[i];
+        }
+        if (len < SHAPE_MAX)
+            shape[len] = ch;
+        len++;
+        hash = (hash ^ (unsigned char)ch) * 1099511628211ULL;
+    }
+    if (len > SHAPE_MAX || len == 0)
+        return label_of(low, n);
+    for (int i = 0; i < n_digit_needles; i++) {
+        int k = digit_needles[i];
+        if (needles[k].len <= n && find_needle(low, n, needles[k].text, needles[k].len))
+            return label_of(low, n);
+    }
+    int slot = (int)(hash % SHAPE_SLOTS);
+    if (shapes[slot].len == len && shapes[slot].hash == hash &&
+        memcmp(shapes[slot].text, shape, (size_t)len) == 0)
+        return shapes[slot].label;
+    int label = label_of(low, n);
+    shapes[slot].hash = hash;
+    shapes[slot].len = (int)len;
+    shapes[slot].label = label;
+    memcpy(shapes[slot].text, shape, (size_t)len);
+    return label;
 }
 
 const char classify_doc[] = PyDoc_STR(
