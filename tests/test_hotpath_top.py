@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+from contextlib import nullcontext
 
 import pytest
 
@@ -51,7 +52,7 @@ def test_random_sequences_give_the_same_counts_and_top():
             decrements += full
             c.add(piece)
             py.add(piece)
-            if step % 997 == 0 or full and step % 7 == 0:
+            if step % 997 == 0 or (full and step % 7 == 0):
                 assert c.counts.items() == list(py.counts.items()), (capacity, step)
         assert dict(c.counts) == py.counts and list(c.counts) == list(py.counts)
         assert len(c.counts) <= max(capacity, 0)
@@ -77,7 +78,7 @@ def test_the_mapping_behaves_as_the_dict_it_replaces():
                 assert c[key] == ref[key]
                 del c[key], ref[key]
         elif op == 2:
-            with pytest.raises(KeyError) if key not in ref else _nothing():
+            with pytest.raises(KeyError) if key not in ref else nullcontext():
                 assert c[key] == ref[key]
         elif op == 3:
             more = {rng.choice(keys): rng.randrange(5) for _ in range(3)}
@@ -88,14 +89,6 @@ def test_the_mapping_behaves_as_the_dict_it_replaces():
     assert list(iter(c)) == list(ref)
     c.clear()
     assert len(c) == 0 and not c and c.items() == [] and c.frequent() == []
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return False
 
 
 def test_hostile_keys():
