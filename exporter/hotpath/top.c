@@ -12,18 +12,27 @@
  * (a checkpoint's counts) can, as it could the dict.
  *
  * Keys as in pending.c: the UTF-8 of the str (surrogates passed through, so any str comes
- * back equal), hashed with pending.c's hash_key (keyed from CPython's hash secret).
+ * back equal), hashed with pending.c's hash_key (keyed from CPython's hash secret); a
+ * piece ID fits in its entry.
  * Layout: the entries in insertion order without holes (the decrement and a delete squeeze
  * them and rebuild the index), and an open-addressing index with 2 slots per entry.
  */
 #include "hotpath.h"
 
+#define INLINE_KEY 56 /* a piece ID (52 bytes) is kept in its entry: no malloc per new piece */
 typedef struct {
-    char *key; /* PyMem_Malloc'd */
     Py_ssize_t len;
     Py_hash_t hash;
     long long count;
+    char *heap; /* a longer key (PyMem_Malloc'd), else NULL and the key is in small */
+    char small[INLINE_KEY];
 } Count;
+
+static inline const char *
+key_at(const Count *e)
+{
+    return e->heap != NULL ? e->heap : e->small;
+}
 
 typedef struct {
     PyObject_HEAD
@@ -52,7 +61,7 @@ find(const TopCounts *t, const char *key, Py_ssize_t len, Py_hash_t hash, size_t
             return -1;
         }
         const Count *e = &t->entries[ix];
-        if (e->hash == hash && e->len == len && memcmp(e->key, key, (size_t)len) == 0)
+        if (e->hash == hash && e->len == len && memcmp(key_at(e), key, (size_t)len) == 0)
             return ix;
     }
 }
@@ -105,13 +114,16 @@ insert(TopCounts *t, const char *key, Py_ssize_t len, Py_hash_t hash, long long 
             return -1;
         find(t, key, len, hash, &slot);
     }
-    char *copy = PyMem_Malloc(len ? (size_t)len : 1);
-    if (copy == NULL) {
+    Count *e = &t->entries[t->used];
+    e->heap = NULL;
+    if (len > INLINE_KEY && (e->heap = PyMem_Malloc((size_t)len)) == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    memcpy(copy, key, (size_t)len);
-    t->entries[t->used] = (Count){copy, len, hash, count};
+    memcpy(e->heap != NULL ? e->heap : e->small, key, (size_t)len);
+    e->len = len;
+    e->hash = hash;
+    e->count = count;
     t->index[slot] = t->used++;
     return 0;
 }
@@ -128,7 +140,7 @@ decrement(TopCounts *t)
             t->entries[kept++] = *e;
         }
         else
-            PyMem_Free(e->key);
+            PyMem_Free(e->heap);
     }
     t->used = kept;
     if (t->index != NULL)
@@ -138,7 +150,7 @@ decrement(TopCounts *t)
 static void
 remove_at(TopCounts *t, Py_ssize_t n)
 {
-    PyMem_Free(t->entries[n].key);
+    PyMem_Free(t->entries[n].heap);
     memmove(&t->entries[n], &t->entries[n + 1], (size_t)(t->used - n - 1) * sizeof(Count));
     t->used--;
     reindex(t);
@@ -148,7 +160,7 @@ static void
 clear(TopCounts *t)
 {
     for (Py_ssize_t n = 0; n < t->used; n++)
-        PyMem_Free(t->entries[n].key);
+        PyMem_Free(t->entries[n].heap);
     PyMem_Free(t->entries);
     PyMem_Free(t->index);
     t->entries = NULL;
@@ -232,7 +244,7 @@ lookup(TopCounts *t, PyObject *key)
 static PyObject *
 key_object(const Count *e)
 {
-    return PyUnicode_DecodeUTF8(e->key, e->len, "surrogatepass");
+    return PyUnicode_DecodeUTF8(key_at(e), e->len, "surrogatepass");
 }
 
 static int
