@@ -359,7 +359,7 @@ apply_line(Ctx *ctx, const CommonLine *c)
     PyObject *table = pending(ctx);
     if (table == NULL)
         goto done;
-    if (a == 0 && top_add(ctx->top_counts, c->piece, c->piece_len) < 0) /* TopPieces.add */
+    if (a == 0 && top_add(ctx->top_counts, c->piece, c->piece_len) < 0) /* TopPieces.add, top.c */
         goto done;
     if (pending_size(table) > 0 && finish(ctx, c, table) < 0)
         goto done;
