@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from contextlib import nullcontext
 
 import pytest
@@ -59,6 +60,20 @@ def test_random_sequences_give_the_same_counts_and_top():
         for n in (0, 1, 3, 10, 10_000):
             assert c.top(n) == py.top(n)
     assert decrements > 20_000
+
+
+def test_memory_stays_bounded_by_the_capacity():
+    """add() never grows the table past its capacity, whatever it is fed: ten times more
+    distinct pieces take no more memory; long keys are freed when they drop out."""
+    rng = random.Random(19)
+    sizes = []
+    for n in (10_000, 100_000):
+        top = native_top(50)
+        for i in range(n):
+            top.add(rng.choice(["A" * 52, f"{i}" * (1 + i % 40)]))
+        assert len(top.counts) <= 50
+        sizes.append(sys.getsizeof(top.counts))
+    assert sizes[1] <= sizes[0] + 50 * 400 and sizes[1] < 50_000
 
 
 def test_the_mapping_behaves_as_the_dict_it_replaces():

@@ -463,6 +463,16 @@ t_set_capacity(PyObject *self, PyObject *value, void *unused)
     return 0;
 }
 
+static PyObject *
+t_sizeof(PyObject *self, PyObject *unused)
+{
+    TopCounts *t = (TopCounts *)self;
+    size_t n = sizeof(TopCounts) + (size_t)t->alloc * (sizeof(Count) + 2 * sizeof(Py_ssize_t));
+    for (Py_ssize_t i = 0; i < t->used; i++)
+        n += t->entries[i].heap != NULL ? (size_t)t->entries[i].len : 0;
+    return PyLong_FromSize_t(n);
+}
+
 static int
 t_init(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -497,6 +507,7 @@ static PyMethodDef t_methods[] = {
     {"get", t_get, METH_VARARGS, NULL},
     {"update", t_update, METH_O, NULL},
     {"clear", t_clear, METH_NOARGS, NULL},
+    {"__sizeof__", t_sizeof, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
