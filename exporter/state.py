@@ -35,7 +35,7 @@ from exporter.parser import (
 )
 from exporter.reasons import RACE_LOST
 from exporter.satellites import INVALID, MAX_SATELLITES, OVERFLOW, SATELLITES
-from exporter.tallies import Histogram, TimestampCache, TopPieces
+from exporter.tallies import Histogram, NativeTopPieces, TimestampCache, TopPieces
 
 log = logging.getLogger("exporter.state")
 
@@ -120,7 +120,7 @@ class NodeState:
         #: (piece_id, action, remote address) -> start time, in insertion (time) order
         self.pending: dict[tuple[str, str, str], float] = self._pending_type()
         self.starts_expired = 0
-        self.top_pieces = TopPieces()
+        self.top_pieces = TopPieces() if self._scan is None else NativeTopPieces()
         self.last_timestamp = ""
         self.position: dict | None = None
         self._clock = TimestampCache()

@@ -245,6 +245,15 @@ def _counter_map(value: Any, where: str, refuse: _Refused) -> dict[str, int]:
     return out
 
 
+def _top_counts(counts: dict[str, int], capacity: int) -> dict[str, int]:
+    """At most `capacity` counts (the largest, as TopPieces.top ranks them; in their order):
+    an edited file, or one saved with a capacity now refused, cannot grow the table."""
+    if len(counts) <= capacity:
+        return counts
+    keep = set(sorted(counts, key=lambda p: (-counts[p], p))[:capacity])
+    return {p: c for p, c in counts.items() if p in keep}
+
+
 def _satellite_rows(rows: dict[tuple, int], where: str, refuse: _Refused) -> dict[tuple, int]:
     """(satellite, action, result) -> n with the satellites NodeState would use: IDs that
     may not be labels go under INVALID, those beyond MAX_SATELLITES under OVERFLOW."""
@@ -371,7 +380,8 @@ def decode(name: str, data: Any) -> SavedNode:
             "pending": pending,
             "starts_expired": _one_count(data["starts_expired"], f"{w}.starts_expired", refuse),
             "top_capacity": max(1, capacity),
-            "top_counts": _counter_map(top["counts"], f"{w}.top_pieces.counts", refuse),
+            "top_counts": _top_counts(_counter_map(top["counts"], f"{w}.top_pieces.counts",
+                                                   refuse), max(1, capacity)),
             "last_timestamp": _text(data["last_timestamp"], f"{w}.last_timestamp"),
             **_decode_issue13(data, w, refuse, notes),
         }

@@ -1,8 +1,8 @@
 """The small tallies a NodeState keeps: histograms, the most requested pieces, log times.
 
 Plain data with a few methods, read and written by the pure Python path and by the C path
-(exporter/hotpath/*.c reads `Histogram.bounds/counts/sum` and `TopPieces.counts/capacity`
-by attribute name).
+(exporter/hotpath/*.c reads `Histogram.bounds/counts/sum` by attribute name, and counts
+GETs in `NativeTopPieces.counts`, an exporter._hotpath.TopCounts).
 """
 
 from __future__ import annotations
@@ -58,8 +58,7 @@ class TopPieces:
     def top(self, n: int = 10) -> list[tuple[str, int]]:
         """The n most requested pieces; only well-formed piece IDs become label values."""
         # only counts of 2 and more are reported: sorting just those is ~6x cheaper at scrape
-        items = sorted([kv for kv in self.counts.items() if kv[1] > 1],
-                       key=lambda kv: (-kv[1], kv[0]))
+        items = sorted(self._frequent(), key=lambda kv: (-kv[1], kv[0]))
         out = []
         for piece, count in items:
             if len(out) == n:
@@ -67,6 +66,36 @@ class TopPieces:
             if PIECE_ID.fullmatch(piece):
                 out.append((piece, count))
         return out
+
+    def _frequent(self) -> list[tuple[str, int]]:
+        return [kv for kv in self.counts.items() if kv[1] > 1]
+
+
+class NativeTopPieces(TopPieces):
+    """TopPieces with its counts in C (exporter._hotpath.TopCounts: a mapping as the dict,
+    add() its Misra-Gries), so that the C scan counts a GET without Python objects. The same
+    counts as TopPieces for any sequence of adds (tests/test_hotpath_top.py)."""
+
+    __slots__ = ()
+
+    def __init__(self, capacity: int = 1000) -> None:
+        from exporter._hotpath import TopCounts
+
+        self.counts = TopCounts(capacity)  # type: ignore[assignment]
+
+    @property  # type: ignore[override]
+    def capacity(self) -> int:
+        return self.counts.capacity  # type: ignore[attr-defined]
+
+    @capacity.setter
+    def capacity(self, value: int) -> None:
+        self.counts.capacity = value  # type: ignore[attr-defined]
+
+    def add(self, piece: str) -> None:
+        self.counts.add(piece)  # type: ignore[attr-defined]
+
+    def _frequent(self) -> list[tuple[str, int]]:
+        return self.counts.frequent()  # type: ignore[attr-defined]
 
 
 class TimestampCache:

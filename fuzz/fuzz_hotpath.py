@@ -6,7 +6,10 @@ It imports the sanitized build from fuzz/build.py, never the in-place extension,
 run in a Python with the sanitizer runtime preloaded: fuzz/run.py does that
 (`build.runtime_env()`). Each input goes through NodeState.feed_block (bytes, as the file
 tailer gives them) and NodeState.feed (text lines, as Docker and the forwarder give them);
-the scan's timestamp and reason readers are checked against Python on the same lines.
+the scan's timestamp and reason readers are checked against Python on the same lines. The
+top pieces table has a capacity of TOP_CAPACITY in both states, so that a short input runs
+its decrement (exporter/hotpath/top.c), and the C table is driven directly too
+(`_same_top`: the quoted values of the input as pieces, against TopPieces).
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ if NATIVE_SCAN is None or sys.modules["exporter._hotpath"].__file__ != str(build
     raise RuntimeError("the sanitized exporter._hotpath is not the one NodeState uses")
 
 
+#: the top pieces' capacity in the fuzzed states: a few GETs fill it (the default is 1000)
+TOP_CAPACITY = 4
+
+
 def _run(feed, items, read_time) -> tuple[list, BaseException | None]:
     """Feed every batch; the return values, and the exception that stopped it (or None)."""
     out = []
@@ -63,6 +70,7 @@ def _pair(mode: checks.Mode, method: str, items: list, what: str) -> NodeState |
     Returns the C state, or None when there was no reference."""
     c = NodeState("n", native=True, geo=checks.make_geo(mode))
     py = NodeState("n", native=False, geo=checks.make_geo(mode))
+    c.top_pieces.capacity = py.top_pieces.capacity = TOP_CAPACITY
     c_out, c_exc = _run(getattr(c, method), items, mode.read_time)
     py_out, py_exc = _run(getattr(py, method), items, mode.read_time)
     if py_exc is not None and checks.allowed(py_exc):
@@ -99,10 +107,34 @@ def _same_helpers(raw_lines: list[bytes]) -> None:
                 raise checks.Finding(f"same: classify({text!r}): C {label!r}")
 
 
+def _same_top(raw: bytes, errors: str) -> None:
+    """exporter._hotpath.TopCounts (NodeState.top_pieces.counts with the C path) against
+    TopPieces, with the input's quoted values (any text) as the pieces: the same counts in
+    the same order after every add, the same top(), and a copy through update() equal."""
+    from exporter.tallies import NativeTopPieces, TopPieces
+
+    pieces = raw.decode("utf-8", errors).split('"')[:2000]
+    capacity = 1 + len(raw) % 7
+    c, py = NativeTopPieces(capacity), TopPieces(capacity)
+    for piece in pieces:
+        c.add(piece)
+        py.add(piece)
+        if c.counts.items() != list(py.counts.items()):
+            raise checks.Finding(f"same: TopCounts.add({piece!r}): C {c.counts!r}, "
+                                 f"Python {py.counts!r}")
+    if c.top(3) != py.top(3) or c.top() != py.top():
+        raise checks.Finding(f"same: TopCounts.top(): C {c.top()!r}, Python {py.top()!r}")
+    again = NativeTopPieces(capacity)
+    again.counts.update(py.counts)
+    if again.counts.items() != list(py.counts.items()) or len(c.counts) > max(capacity, 0):
+        raise checks.Finding(f"same: TopCounts.update: {again.counts!r}, {py.counts!r}")
+
+
 def one_input(data: bytes) -> None:
     mode, raw = checks.split(data)
     raw_lines = raw.split(b"\n")
     _same_helpers(raw_lines)
+    _same_top(raw, mode.errors)
     blocks = [b"\n".join(x) for x in checks.batches(raw_lines, mode.batch)]
     state = _pair(mode, "feed_block", blocks, f"feed_block() in blocks of {mode.batch} lines")
     if state is not None:

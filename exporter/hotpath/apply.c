@@ -295,7 +295,7 @@ apply_line(Ctx *ctx, const CommonLine *c)
     ctx->last_ts_len = c->ts_len;
     int a = c->action;
     PyObject *action = s_action[a];
-    PyObject *piece = NULL, *remote = NULL, *size = NULL;
+    PyObject *remote = NULL, *size = NULL;
     int rc = -1;
     if (c->started) {
         if (c->has_avail && c->action >= N_DOWNLOADS) { /* an upload's start, as parse_line */
@@ -359,33 +359,8 @@ apply_line(Ctx *ctx, const CommonLine *c)
     PyObject *table = pending(ctx);
     if (table == NULL)
         goto done;
-    if (a == 0) { /* the piece id: for the top pieces (GET) */
-        piece = PyUnicode_DecodeASCII(c->piece, c->piece_len, NULL);
-        if (piece == NULL)
-            goto done;
-    }
-    if (a == 0) { /* GET: TopPieces.add, its common branches inline */
-        PyObject *count = PyDict_GetItemWithError(ctx->top_counts, piece);
-        if (count != NULL) {
-            if (dict_add_long(ctx->top_counts, piece, 1) < 0)
-                goto done;
-        }
-        else if (PyErr_Occurred())
-            goto done;
-        else if (PyDict_GET_SIZE(ctx->top_counts) < ctx->top_capacity) {
-            PyObject *one = PyLong_FromLong(1);
-            int set = one ? PyDict_SetItem(ctx->top_counts, piece, one) : -1;
-            Py_XDECREF(one);
-            if (set < 0)
-                goto done;
-        }
-        else { /* full: TopPieces only touches its own counts, no flush needed */
-            PyObject *r = PyObject_CallMethodObjArgs(ctx->top_pieces, a_add, piece, NULL);
-            if (r == NULL)
-                goto done;
-            Py_DECREF(r);
-        }
-    }
+    if (a == 0 && top_add(ctx->top_counts, c->piece, c->piece_len) < 0) /* TopPieces.add, top.c */
+        goto done;
     if (pending_size(table) > 0 && finish(ctx, c, table) < 0)
         goto done;
     if (ctx->geo != NULL && c->remote_len > 0) { /* the recorder keeps its own state */
@@ -405,7 +380,6 @@ apply_line(Ctx *ctx, const CommonLine *c)
     }
     rc = 0;
 done:
-    Py_XDECREF(piece);
     Py_XDECREF(remote);
     Py_XDECREF(size);
     return rc;
@@ -498,11 +472,11 @@ ctx_init(Ctx *ctx, PyObject *state, PyObject *read_time, PyObject *errors)
     ctx->top_counts = PyObject_GetAttr(ctx->top_pieces, a_counts);
     if (ctx->top_counts == NULL)
         return -1;
-    if (!PyDict_Check(ctx->top_counts)) {
-        PyErr_SetString(PyExc_TypeError, "TopPieces.counts must be a dict");
+    if (!top_check(ctx->top_counts)) {
+        PyErr_SetString(PyExc_TypeError, "TopPieces.counts must be an "
+                                         "exporter._hotpath.TopCounts");
         return -1;
     }
-    ctx->top_capacity = attr_ssize(ctx->top_pieces, a_capacity);
     ctx->max_pending = attr_ssize(state, a_max_pending);
     if (PyErr_Occurred())
         return -1;

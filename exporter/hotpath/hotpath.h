@@ -92,7 +92,7 @@ typedef struct {
     double read_time_value, slack_low, slack_high;
     PyObject *lines, *transfers, *bytes, *requested, *sizes, *durations, *in_flight, *top_pieces,
         *top_counts, *geo, *geo_record; /* geo and its bound record method, or NULL */
-    Py_ssize_t top_capacity, max_pending;
+    Py_ssize_t max_pending;
     const char *clock_ts; /* last timestamp converted, and its value */
     Py_ssize_t clock_ts_len;
     double clock_value;
@@ -163,6 +163,12 @@ int pending_put(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
                 const char *remote, Py_ssize_t rlen, double when);
 int pending_take(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
                  const char *remote, Py_ssize_t rlen, double *when);
+/* the keyed hash of the C tables (pending.c), keyed from CPython's hash secret */
+Py_hash_t hash_key(const char *p, Py_ssize_t n);
+/* top.c: TopPieces.counts (exporter._hotpath.TopCounts) */
+extern PyTypeObject TopCounts_Type;
+int top_check(PyObject *obj);
+int top_add(PyObject *obj, const char *piece, Py_ssize_t len); /* TopPieces.add */
 /* clock.c */
 int log_time(const char *ts, Py_ssize_t n, double *value);
 /* reasons.c */

@@ -134,10 +134,11 @@ PyInit__hotpath(void)
         if (s_duration_key[k] == NULL)
             return NULL;
     }
-    if (pending_ready() < 0)
+    if (pending_ready() < 0 || PyType_Ready(&TopCounts_Type) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddObjectRef(m, "Pending", (PyObject *)&Pending_Type) < 0)
+    if (m != NULL && (PyModule_AddObjectRef(m, "Pending", (PyObject *)&Pending_Type) < 0 ||
+                      PyModule_AddObjectRef(m, "TopCounts", (PyObject *)&TopCounts_Type) < 0))
         Py_CLEAR(m);
     return m;
 }

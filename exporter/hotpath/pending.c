@@ -50,7 +50,7 @@ mix(uint64_t a, uint64_t b)
     return (uint64_t)r ^ (uint64_t)(r >> 64);
 }
 
-static Py_hash_t
+Py_hash_t
 hash_key(const char *p, Py_ssize_t n)
 {
     uint64_t h = secret[0] ^ (uint64_t)n, a, b;
@@ -74,7 +74,12 @@ hash_init(void)
     secret[1] = (uint64_t)_Py_HashBytes("exporter.pending.1", 18) | 1;
 }
 #else
-#define hash_key _Py_HashBytes
+Py_hash_t
+hash_key(const char *p, Py_ssize_t n)
+{
+    return _Py_HashBytes(p, n);
+}
+
 static void
 hash_init(void)
 {
