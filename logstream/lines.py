@@ -61,31 +61,14 @@ class LineSplitter:
             n = fh.readinto(view[held : held + size]) or 0
         if n == 0:
             return 0, None
-        return n, self._take(buf, 0, held + n)
-
-    def take_block(self, buf: bytearray, room: int, n: int) -> bytes | memoryview | None:
-        """`feed_block` of bytes read already into buf[room : room + n] (by a read-ahead
-        thread, logstream/readahead.py). The held-back partial line goes into the `room`
-        in front of them, so no copy of the bytes is made unless it does not fit there."""
-        held = len(self._partial)
-        if held <= room:
-            start = room - held
-            buf[start:room] = self._partial
-            return self._take(buf, start, room + n)
-        joined = bytearray(self._partial)
-        joined += memoryview(buf)[room : room + n]
-        return self._take(joined, 0, len(joined))
-
-    def _take(self, buf: bytearray, start: int, end: int) -> bytes | memoryview | None:
-        """The complete lines of buf[start:end], which begins with the held-back bytes."""
-        head = b""
+        start, end, head = 0, held + n, b""
         if self._skipping:  # nothing is held back while a line is skipped
-            cut = buf.find(b"\n", start, end)
+            cut = buf.find(b"\n", 0, end)
             if cut < 0:
-                return None
+                return n, None
             self._skipping = False
             start, head = cut + 1, b"\n"
-        return self._split(buf, start, end, head)
+        return n, self._split(buf, start, end, head)
 
     def _split(self, buf: bytes | bytearray, start: int, end: int,
                head: bytes) -> bytes | memoryview | None:
