@@ -24,7 +24,7 @@ from logstream.docker import DockerJsonSource
 from logstream.lines import LineSplitter
 from logstream.source import Source
 
-CHUNK = 4 << 20  # a C batch each: fewer write-backs (-2 % instructions than 1 MiB), +3 MiB RSS
+CHUNK = 4 << 20  # a C batch each: fewer write-backs (-2 % instructions than 1 MiB); peak RSS 29 -> 38 MiB
 
 
 def open_log(path: str) -> IO[bytes]:
