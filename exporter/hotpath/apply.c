@@ -438,6 +438,9 @@ indexing_starts(Ctx *ctx)
 int
 apply_other(Ctx *ctx, const char *p, Py_ssize_t n)
 {
+    int event = apply_event(ctx, p, n); /* a plain event line: no Python (events.c) */
+    if (event != 0)
+        return event < 0 ? -1 : 0;
     PyObject *line = PyUnicode_DecodeUTF8(p, n, PyUnicode_AsUTF8(ctx->errors));
     if (line == NULL)
         return -1;
@@ -531,6 +534,7 @@ ctx_clear(Ctx *ctx)
     Py_CLEAR(ctx->geo);
     Py_CLEAR(ctx->geo_record);
     Py_CLEAR(ctx->geo_clock);
+    Py_CLEAR(ctx->event_counts);
     geo_forget(ctx);
     Py_CLEAR(ctx->pending);
     sats_clear(ctx);

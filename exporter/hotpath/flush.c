@@ -130,6 +130,8 @@ write_back(Ctx *ctx, int full)
             rc = -1;
     if (reasons_write_back(ctx, full) < 0)
         rc = -1;
+    if (events_write_back(ctx, full) < 0)
+        rc = -1;
     for (int a = 0; a < N_ACTIONS; a++)
         if (counter(ctx->in_flight, s_action[a], &ctx->in_flight_add[a],
                     &ctx->known_in_flight[a], full) < 0)

@@ -23,6 +23,7 @@ extern const char *RESULT_NAMES[N_RESULTS];
 #define N_LEVELS 4
 #define DEBUG_LEVEL 1
 #define MAX_REASONS 32 /* reason labels (reasons.REASONS) */
+#define MAX_EVENTS 96  /* event names (events.c) */
 
 /* interned strings: dict keys and attribute names (defined in module.c) */
 extern PyObject *s_action[N_ACTIONS], *s_result[N_RESULTS], *s_level[N_LEVELS];
@@ -129,6 +130,11 @@ typedef struct {
     } geo_memo[GEO_MEMO];
     int geo_memo_used;
     Py_ssize_t geo_generation;                  /* locator._generation */
+    /* NodeState.events (fetched on first use) and what the plain event lines add (events.c) */
+    PyObject *event_counts;
+    int events_dirty;
+    long long events_add[MAX_EVENTS];
+    unsigned char known_events[MAX_EVENTS];
 } Ctx;
 
 /* module.c */
@@ -169,6 +175,9 @@ int log_time(const char *ts, Py_ssize_t n, double *value);
 extern int reason_speed_too_low, reason_database;
 int classify(const char *text, Py_ssize_t n);
 int reasons_write_back(Ctx *ctx, int full);
+/* events.c */
+int apply_event(Ctx *ctx, const char *p, Py_ssize_t n);
+int events_write_back(Ctx *ctx, int full);
 /* geo.c */
 void geo_forget(Ctx *ctx);
 int geo_record_fast(Ctx *ctx, const CommonLine *c, PyObject *action);

@@ -66,6 +66,8 @@ ascii_arg(PyObject *arg, const char *what, const char **s, Py_ssize_t *n)
 }
 
 extern const char scan_doc[], set_reasons_doc[], classify_doc[], timestamp_doc[];
+extern const char set_events_doc[];
+PyObject *set_events(PyObject *module, PyObject *args);
 PyObject *py_timestamp(PyObject *module, PyObject *arg);
 PyObject *scan(PyObject *module, PyObject *args);
 PyObject *set_reasons(PyObject *module, PyObject *args);
@@ -74,6 +76,7 @@ PyObject *py_classify(PyObject *module, PyObject *arg);
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
     {"set_reasons", set_reasons, METH_VARARGS, set_reasons_doc},
+    {"set_events", set_events, METH_VARARGS, set_events_doc},
     {"classify", py_classify, METH_O, classify_doc},
     {"timestamp", py_timestamp, METH_O, timestamp_doc},
     {NULL, NULL, 0, NULL},
