@@ -107,3 +107,25 @@ def test_the_lines_the_scan_counts_are_plain_events_for_parse_line():
     """What events.c reads is parse_line's OTHER tuple (no housekeeping, no transfer)."""
     text = line(0, "WARN", "piecestore", "upload rejected, too many requests", '"a": 1')
     assert parse_line(text) == (OTHER, "warn", TS.format(0), "upload_rejected")
+
+
+def test_only_lines_with_a_piecestore_logger_become_transfers():
+    """flush.c write_back_plain keeps the histogram sums, clocks and pairing table in C over
+    a Python line without a PIECESTORE_LOGGERS text (events.c may_be_transfer): such a line
+    must never be a transfer for NodeState._line, in any layout or behind any prefix."""
+    from exporter import prefixes
+    from exporter.parser import PIECESTORE_LOGGERS, TRANSFER
+    from tests.test_hotpath import _mutate, corpora
+
+    rng = random.Random(5)
+    lines = [x for _, corpus in corpora() for x in corpus] + event_lines(4)
+    lines += [_mutate(rng, x) for x in lines[::3]]
+    lines += ['{"L":"INFO","N":"piece\\u0073tore","M":"downloaded","piece_id":"P",'
+              '"satellite_id":"x","action":"GET","size":5}']
+    transfers = 0
+    for text in lines:
+        event = parse_line(text) or prefixes.parse_prefixed(text, parse_line)
+        if event is not None and event[0] == TRANSFER:
+            transfers += 1
+            assert any(logger in text for logger in PIECESTORE_LOGGERS), text
+    assert transfers > 10_000

@@ -444,10 +444,20 @@ apply_other(Ctx *ctx, const char *p, Py_ssize_t n)
     PyObject *line = PyUnicode_DecodeUTF8(p, n, PyUnicode_AsUTF8(ctx->errors));
     if (line == NULL)
         return -1;
-    int rc = call_python(ctx, ctx->state, a_line, line, ctx->read_time);
+    int rc;
+    if (may_be_transfer(p, n)) {
+        rc = call_python(ctx, ctx->state, a_line, line, ctx->read_time);
+        if (rc == 0 && !ctx->index_starts && indexing_starts(ctx) < 0) /* it may start it */
+            rc = -1;
+    }
+    else { /* no transfer: Python sees less of the state (flush.c write_back_plain) */
+        PyObject *r = write_back_plain(ctx) < 0 ? NULL
+                          : PyObject_CallMethodObjArgs(ctx->state, a_line, line,
+                                                       ctx->read_time, NULL);
+        rc = r == NULL ? -1 : 0;
+        Py_XDECREF(r);
+    }
     Py_DECREF(line);
-    if (rc == 0 && !ctx->index_starts && indexing_starts(ctx) < 0) /* the line may start it */
-        rc = -1;
     return rc;
 }
 

@@ -50,6 +50,7 @@ static int n_needles;
 static struct {
     char *text;
     Py_ssize_t len;
+    int implied; /* holds another logger's text: may_be_transfer need not look for it */
 } loggers[MAX_LOGGERS];
 static int n_loggers;
 
@@ -70,6 +71,21 @@ lookup(const char *s, Py_ssize_t n)
         if (m->text == NULL || (m->len == n && memcmp(m->text, s, (size_t)n) == 0))
             return m;
     }
+}
+
+static int
+contains(const char *hay, Py_ssize_t n, const char *needle, Py_ssize_t m)
+{
+    if (m == 0)
+        return 1;
+    for (const char *p = hay, *end = hay + n - m; p <= end; p++) {
+        p = memchr(p, needle[0], (size_t)(end - p + 1));
+        if (p == NULL)
+            return 0;
+        if (memcmp(p, needle, (size_t)m) == 0)
+            return 1;
+    }
+    return 0;
 }
 
 /* An ASCII str's chars, copied (NUL-terminated); NULL and an exception for anything else. */
@@ -227,6 +243,11 @@ set_events(PyObject *module, PyObject *args)
     Py_DECREF(it);
     if (PyErr_Occurred())
         return NULL;
+    for (int i = 0; i < n_loggers; i++)
+        for (int j = 0; j < n_loggers && !loggers[i].implied; j++)
+            loggers[i].implied = j != i && !loggers[j].implied &&
+                                 contains(loggers[i].text, loggers[i].len, loggers[j].text,
+                                          loggers[j].len);
     ready = 1;
     Py_RETURN_NONE;
 }
@@ -258,18 +279,21 @@ is_piecestore_logger(const char *s, Py_ssize_t n)
     return 0;
 }
 
-static int
-contains(const char *hay, Py_ssize_t n, const char *needle, Py_ssize_t m)
+/*
+ * Can NodeState._line make a piece transfer of this line (parse_line, or behind a prefix,
+ * prefixes.parse_prefixed)? Only with a logger of parser.PIECESTORE_LOGGERS, and in every
+ * layout the logger is the line's own text (a JSON line's "N" is not unescaped, untab only
+ * turns runs of spaces into tabs): 0 when none is in the line, 1 when one may be. flush.c
+ * write_back_plain relies on it. tests/test_hotpath_events.py holds it against parse_line.
+ */
+int
+may_be_transfer(const char *p, Py_ssize_t n)
 {
-    if (m == 0)
+    if (!ready)
         return 1;
-    for (const char *p = hay, *end = hay + n - m; p <= end; p++) {
-        p = memchr(p, needle[0], (size_t)(end - p + 1));
-        if (p == NULL)
-            return 0;
-        if (memcmp(p, needle, (size_t)m) == 0)
+    for (int i = 0; i < n_loggers; i++)
+        if (!loggers[i].implied && contains(p, n, loggers[i].text, loggers[i].len))
             return 1;
-    }
     return 0;
 }
 

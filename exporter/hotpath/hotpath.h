@@ -150,6 +150,7 @@ int apply_other(Ctx *ctx, const char *p, Py_ssize_t n);
 /* flush.c */
 int flush(Ctx *ctx);                  /* everything (the end of the batch) */
 int write_back(Ctx *ctx, int full);   /* full = 0: what Python may see, before it runs */
+int write_back_plain(Ctx *ctx);       /* before a Python line that is no transfer */
 int counter_add(PyObject *dict, PyObject *key, long long *delta, unsigned char *known, int full);
 /* see counter_add; most counters are 0, or wait for the full flush, when a flush walks them */
 static inline int
@@ -177,6 +178,7 @@ int classify(const char *text, Py_ssize_t n);
 int reasons_write_back(Ctx *ctx, int full);
 /* events.c */
 int apply_event(Ctx *ctx, const char *p, Py_ssize_t n);
+int may_be_transfer(const char *p, Py_ssize_t n);
 int events_write_back(Ctx *ctx, int full);
 /* geo.c */
 void geo_forget(Ctx *ctx);
