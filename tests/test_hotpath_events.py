@@ -129,3 +129,20 @@ def test_only_lines_with_a_piecestore_logger_become_transfers():
             transfers += 1
             assert any(logger in text for logger in PIECESTORE_LOGGERS), text
     assert transfers > 10_000
+
+
+@native
+@pytest.mark.parametrize("size", [7, 5000])
+def test_every_counter_dict_has_pythons_order(size):
+    """A key new to a dict goes in at its first line (a checkpoint writes the dicts in their
+    order): levels, events, reasons and requested sizes first counted in a long C stretch
+    must not land in table order."""
+    from tests.test_hotpath import corpora
+
+    names = ("lines", "events", "transfers", "bytes", "requested", "errors", "cancel_reasons",
+             "in_flight")
+    for corpus, lines in [*corpora(), ("events", event_lines(5))]:
+        ref = reference(lines, None)
+        got = via("block", batched(lines, size), None)
+        for name in names:
+            assert list(getattr(got, name)) == list(getattr(ref, name)), (corpus, name)

@@ -291,6 +291,10 @@ static int
 apply_line(Ctx *ctx, const CommonLine *c)
 {
     ctx->levels[c->level]++;
+    if (!ctx->known_lines[c->level] && /* a new key goes in at its first line, as in Python */
+        counter(ctx->lines, s_level[c->level], &ctx->levels[c->level],
+                &ctx->known_lines[c->level], 0) < 0)
+        return -1;
     ctx->last_ts = c->ts;
     ctx->last_ts_len = c->ts_len;
     int a = c->action;
@@ -331,18 +335,16 @@ apply_line(Ctx *ctx, const CommonLine *c)
     sat->transfers[cell]++;
     if (c->result && a < N_DOWNLOADS) { /* an unfinished download: its Size was requested */
         sat->requested[cell] += c->size;
+        if (counter(ctx->requested, sat->keys[cell], &sat->requested[cell], &sat->known[2][cell],
+                    0) < 0) /* a new key now (requested has no zero series) */
+            goto done;
         if (c->has_sent) /* what its reason says it sent is egress */
             sat->bytes[cell] += c->sent;
     }
     else
         sat->bytes[cell] += c->size;
-    if (c->reason >= 0) {
-        if (c->result == FAILED)
-            ctx->errors_add[a][c->reason]++;
-        else
-            ctx->cancels_add[a][c->reason]++;
-        ctx->reasons_dirty = 1;
-    }
+    if (c->reason >= 0 && count_reason(ctx, a, c->reason, c->result == FAILED) < 0)
+        goto done;
     if (c->result == 0 && ctx->size_hist[a] < 0) { /* sizes: of successful transfers only */
         PyObject *hist = PyDict_GetItemWithError(ctx->sizes, action);
         if (hist == NULL) {

@@ -15,9 +15,9 @@
  * PANIC, FATAL), a very long line, a transfer or housekeeping message -- goes to Python
  * unchanged. tests/test_hotpath.py (test_event_lines_*) holds the paths equal.
  *
- * The counts take the deferred write-back of the others (flush.c), with one difference: the
- * first time an event name or level is counted in a batch, its key is put in the dict at
- * once if it is new, so that the dicts' order is the order Python would give them.
+ * The counts take the deferred write-back of the others (flush.c); as there, the first time
+ * an event name or level is counted in a batch its key is put in the dict at once if it is
+ * new, so that the dicts' order is the order Python would give them.
  */
 #include "hotpath.h"
 #ifdef __SSE2__
@@ -297,13 +297,6 @@ may_be_transfer(const char *p, Py_ssize_t n)
     return 0;
 }
 
-/* Put a counted key in its dict now if it is new there (see the top of the file). */
-static int
-place_key(PyObject *dict, PyObject *key, long long *delta, unsigned char *known)
-{
-    return *known ? 0 : counter_add(dict, key, delta, known, 0);
-}
-
 /*
  * A plain event line, applied as parse_line + NodeState.apply would: 1 when done, 0 when the
  * line is for Python (nothing changed), -1 on error.
@@ -373,21 +366,19 @@ apply_event(Ctx *ctx, const char *p, Py_ssize_t n)
         }
         ctx->events_add[event]++;
         ctx->events_dirty = 1;
-        if (place_key(ctx->event_counts, names[event], &ctx->events_add[event],
-                      &ctx->known_events[event]) < 0)
+        if (counter(ctx->event_counts, names[event], &ctx->events_add[event],
+                    &ctx->known_events[event], 0) < 0) /* a new key now (see the top) */
             return -1;
     }
     ctx->levels[level]++;
-    if (!ctx->known_lines[level]) /* the new keys counted before this line go first */
-        for (int l = 0; l < N_LEVELS; l++)
-            if (counter(ctx->lines, s_level[l], &ctx->levels[l], &ctx->known_lines[l], 0) < 0)
-                return -1;
+    if (counter(ctx->lines, s_level[level], &ctx->levels[level], &ctx->known_lines[level], 0) < 0)
+        return -1;
     ctx->last_ts = ts;
     ctx->last_ts_len = ts_len;
     return 1;
 }
 
-/* NodeState.events: what the scan counted. The keys are in the dict already (place_key). */
+/* NodeState.events: what the scan counted (the keys are in the dict since their first line) */
 int
 events_write_back(Ctx *ctx, int full)
 {

@@ -85,6 +85,10 @@ typedef struct {
     long long requested[CELLS]; /* Size of canceled downloads: no egress (issue 14) */
     int dirty;                  /* a count above is not written back */
     unsigned char known[3][CELLS]; /* the key is in transfers, bytes, requested (flush) */
+    /* the counters (index: dict * CELLS + cell) whose key is not known yet, listed by a
+     * full pass (listed): the only ones a partial write-back must look at (flush.c) */
+    unsigned char unknown[3 * CELLS];
+    int n_unknown, listed;
 } Satellite;
 
 typedef struct {
@@ -176,6 +180,7 @@ int log_time(const char *ts, Py_ssize_t n, double *value);
 extern int reason_speed_too_low, reason_database;
 int classify(const char *text, Py_ssize_t n);
 int reasons_write_back(Ctx *ctx, int full);
+int count_reason(Ctx *ctx, int action, int reason, int failed);
 /* events.c */
 int apply_event(Ctx *ctx, const char *p, Py_ssize_t n);
 int may_be_transfer(const char *p, Py_ssize_t n);

@@ -16,7 +16,9 @@
  * only what Python may see or order differently is (flush.c write_back).
  *
  * Every other line -- and any common-looking line it is not sure about -- goes to
- * NodeState._line, in order, so the Python parser stays the one reference.
+ * NodeState._line, in order, so the Python parser stays the one reference; except the plain
+ * event lines (no transfer, no housekeeping: parser._other's OTHER tuple), which events.c
+ * counts by the tables of exporter/events.py the parser uses.
  * tests/test_hotpath.py checks that all paths leave identical state.
  *
  * Rare branches call back into NodeState (_sweep, _evict_oldest, _new_satellite,
