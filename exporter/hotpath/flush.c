@@ -85,39 +85,6 @@ counter_add(PyObject *dict, PyObject *key, long long *delta, unsigned char *know
     return rc;
 }
 
-/* A satellite's transfers, bytes and requested counters. A partial write-back only adds a
- * key that is new (counter), so it looks only at the counters whose key was not known at
- * the last pass: 45 checks a satellite before each Python line were ~2k instructions. */
-static int
-satellite_back(Ctx *ctx, Satellite *s, int full)
-{
-    PyObject *dicts[3] = {ctx->transfers, ctx->bytes, ctx->requested};
-    long long *deltas[3] = {s->transfers, s->bytes, s->requested};
-    int rc = 0, kept = 0;
-    s->dirty = !full;
-    if (full || !s->listed) {
-        for (int k = 0; k < CELLS; k++)
-            for (int d = 0; d < 3; d++)
-                if (counter(dicts[d], s->keys[k], &deltas[d][k], &s->known[d][k], full) < 0)
-                    rc = -1;
-        for (int j = 0; j < 3 * CELLS; j++)
-            if (!s->known[j / CELLS][j % CELLS])
-                s->unknown[kept++] = (unsigned char)j;
-        s->listed = rc == 0;
-    }
-    else {
-        for (int i = 0; i < s->n_unknown; i++) {
-            int j = s->unknown[i], d = j / CELLS, k = j % CELLS;
-            if (counter(dicts[d], s->keys[k], &deltas[d][k], &s->known[d][k], 0) < 0)
-                rc = -1;
-            if (!s->known[d][k])
-                s->unknown[kept++] = (unsigned char)j;
-        }
-    }
-    s->n_unknown = kept;
-    return rc;
-}
-
 /*
  * Write back what was added up in C, and forget what Python code may change. `full` (the
  * end of the batch, a cache that starts over) writes everything. Otherwise (Python runs
@@ -176,9 +143,17 @@ write_back_as(Ctx *ctx, int full, int plain)
         if (counter(ctx->in_flight, s_action[a], &ctx->in_flight_add[a],
                     &ctx->known_in_flight[a], full) < 0)
             rc = -1;
-    for (int i = 0; i < ctx->n_sats; i++)
-        if (ctx->sats[i].dirty && satellite_back(ctx, &ctx->sats[i], full) < 0)
-            rc = -1;
+    for (int i = 0; i < ctx->n_sats; i++) {
+        Satellite *s = &ctx->sats[i];
+        if (!s->dirty)
+            continue;
+        s->dirty = !full;
+        for (int k = 0; k < CELLS; k++)
+            if (counter(ctx->transfers, s->keys[k], &s->transfers[k], &s->known[0][k], full) ||
+                counter(ctx->bytes, s->keys[k], &s->bytes[k], &s->known[1][k], full) ||
+                counter(ctx->requested, s->keys[k], &s->requested[k], &s->known[2][k], full))
+                rc = -1;
+    }
     return rc;
 }
 

@@ -85,10 +85,6 @@ typedef struct {
     long long requested[CELLS]; /* Size of canceled downloads: no egress (issue 14) */
     int dirty;                  /* a count above is not written back */
     unsigned char known[3][CELLS]; /* the key is in transfers, bytes, requested (flush) */
-    /* the counters (index: dict * CELLS + cell) whose key is not known yet, listed by a
-     * full pass (listed): the only ones a partial write-back must look at (flush.c) */
-    unsigned char unknown[3 * CELLS];
-    int n_unknown, listed;
 } Satellite;
 
 typedef struct {
