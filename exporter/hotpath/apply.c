@@ -291,9 +291,9 @@ static int
 apply_line(Ctx *ctx, const CommonLine *c)
 {
     ctx->levels[c->level]++;
-    if (!ctx->known_lines[c->level] && /* a new key goes in at its first line, as in Python */
-        counter(ctx->lines, s_level[c->level], &ctx->levels[c->level],
-                &ctx->known_lines[c->level], 0) < 0)
+    if (!ctx->known_lines[c->level] && /* the key may be new: its place (hotpath.h note) */
+        note(ctx, ctx->lines, s_level[c->level], &ctx->levels[c->level],
+             &ctx->known_lines[c->level]) < 0)
         return -1;
     ctx->last_ts = c->ts;
     ctx->last_ts_len = c->ts_len;
@@ -335,8 +335,8 @@ apply_line(Ctx *ctx, const CommonLine *c)
     sat->transfers[cell]++;
     if (c->result && a < N_DOWNLOADS) { /* an unfinished download: its Size was requested */
         sat->requested[cell] += c->size;
-        if (counter(ctx->requested, sat->keys[cell], &sat->requested[cell], &sat->known[2][cell],
-                    0) < 0) /* a new key now (requested has no zero series) */
+        if (c->size != 0 && note(ctx, ctx->requested, sat->keys[cell], &sat->requested[cell],
+                                 &sat->known[2][cell]) < 0) /* requested has no zero series */
             goto done;
         if (c->has_sent) /* what its reason says it sent is egress */
             sat->bytes[cell] += c->sent;

@@ -15,9 +15,8 @@
  * PANIC, FATAL), a very long line, a transfer or housekeeping message -- goes to Python
  * unchanged. tests/test_hotpath.py (test_event_lines_*) holds the paths equal.
  *
- * The counts take the deferred write-back of the others (flush.c); as there, the first time
- * an event name or level is counted in a batch its key is put in the dict at once if it is
- * new, so that the dicts' order is the order Python would give them.
+ * The counts take the deferred write-back of the others (flush.c), a key that may be new
+ * noted in line order (hotpath.h note), so that the dicts' order is the one Python gives.
  */
 #include "hotpath.h"
 #ifdef __SSE2__
@@ -366,19 +365,19 @@ apply_event(Ctx *ctx, const char *p, Py_ssize_t n)
         }
         ctx->events_add[event]++;
         ctx->events_dirty = 1;
-        if (counter(ctx->event_counts, names[event], &ctx->events_add[event],
-                    &ctx->known_events[event], 0) < 0) /* a new key now (see the top) */
+        if (note(ctx, ctx->event_counts, names[event], &ctx->events_add[event],
+                 &ctx->known_events[event]) < 0)
             return -1;
     }
     ctx->levels[level]++;
-    if (counter(ctx->lines, s_level[level], &ctx->levels[level], &ctx->known_lines[level], 0) < 0)
+    if (note(ctx, ctx->lines, s_level[level], &ctx->levels[level], &ctx->known_lines[level]) < 0)
         return -1;
     ctx->last_ts = ts;
     ctx->last_ts_len = ts_len;
     return 1;
 }
 
-/* NodeState.events: what the scan counted (the keys are in the dict since their first line) */
+/* NodeState.events: what the scan counted (a new key went in first, noted_back) */
 int
 events_write_back(Ctx *ctx, int full)
 {

@@ -85,6 +85,23 @@ counter_add(PyObject *dict, PyObject *key, long long *delta, unsigned char *know
     return rc;
 }
 
+/* The noted counts (hotpath.h note), in line order: a new key goes in now, in full or not;
+ * a key found in the dict waits for the full flush, as the others. */
+int
+noted_back(Ctx *ctx, int full)
+{
+    int rc = 0;
+    for (int i = 0; i < ctx->n_noted; i++) {
+        *ctx->noted[i].known = 0;
+        if (*ctx->noted[i].delta != 0 && counter_add(ctx->noted[i].dict, ctx->noted[i].key,
+                                                     ctx->noted[i].delta, ctx->noted[i].known,
+                                                     full) < 0)
+            rc = -1;
+    }
+    ctx->n_noted = 0;
+    return rc;
+}
+
 /*
  * Write back what was added up in C, and forget what Python code may change. `full` (the
  * end of the batch, a cache that starts over) writes everything. Otherwise (Python runs
@@ -115,6 +132,8 @@ write_back_as(Ctx *ctx, int full, int plain)
             rc = -1;
         ctx->have_clocks = ctx->newest_dirty = 0;
     }
+    if (noted_back(ctx, full) < 0) /* first: the keys that may be new, in line order */
+        rc = -1;
     if (!ctx->dirty)
         return rc;
     ctx->dirty = !full; /* deferred counters remain */

@@ -130,6 +130,15 @@ typedef struct {
     } geo_memo[GEO_MEMO];
     int geo_memo_used;
     Py_ssize_t geo_generation;                  /* locator._generation */
+    /* the counts whose key may be new to its dict, in the order of their first line: the
+     * write-back puts them in first (note, flush.c) */
+#define NOTED 64
+    struct {
+        PyObject *dict, *key; /* borrowed: the key is held where the delta is */
+        long long *delta;
+        unsigned char *known;
+    } noted[NOTED];
+    int n_noted;
     /* NodeState.events (fetched on first use) and what the plain event lines add (events.c) */
     PyObject *event_counts;
     int events_dirty;
@@ -157,6 +166,27 @@ static inline int
 counter(PyObject *dict, PyObject *key, long long *delta, unsigned char *known, int full)
 {
     return *delta == 0 || (!full && *known) ? 0 : counter_add(dict, key, delta, known, full);
+}
+int noted_back(Ctx *ctx, int full);
+/*
+ * A count of a key not known to be in its dict. Python puts a new key in at its first line;
+ * the write-back would put the new keys of a stretch of C lines in table order (and a
+ * checkpoint writes the dicts in their order). So the count is noted, in line order, and
+ * the write-back (noted_back) looks its key up first. *known = 2: noted.
+ */
+static inline int
+note(Ctx *ctx, PyObject *dict, PyObject *key, long long *delta, unsigned char *known)
+{
+    if (*known)
+        return 0;
+    if (ctx->n_noted == NOTED && noted_back(ctx, 0) < 0)
+        return -1;
+    ctx->noted[ctx->n_noted].dict = dict;
+    ctx->noted[ctx->n_noted].key = key;
+    ctx->noted[ctx->n_noted].delta = delta;
+    ctx->noted[ctx->n_noted++].known = known;
+    *known = 2;
+    return 0;
 }
 int dict_add_long(PyObject *dict, PyObject *key, long long delta);
 int attr_double(PyObject *obj, PyObject *name, double *out);

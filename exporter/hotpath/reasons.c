@@ -161,8 +161,7 @@ py_classify(PyObject *module, PyObject *arg)
     return Py_NewRef(labels[r]);
 }
 
-/* A failure's or a cancel's reason counted; a key new to its dict goes in now, at the place
- * Python gives it (its first line), not at the next write-back in table order. */
+/* A failure's or a cancel's reason counted (its key may be new: hotpath.h note) */
 int
 count_reason(Ctx *ctx, int action, int reason, int failed)
 {
@@ -172,8 +171,8 @@ count_reason(Ctx *ctx, int action, int reason, int failed)
                                   : &ctx->known_cancels[action][reason];
     ctx->reasons_dirty = 1;
     (*add)++;
-    return counter(failed ? ctx->error_counts : ctx->cancel_counts, keys[action][reason], add,
-                   known, 0);
+    return note(ctx, failed ? ctx->error_counts : ctx->cancel_counts, keys[action][reason], add,
+                known);
 }
 
 /* NodeState.errors and .cancel_reasons: what the scan counted, as write_back does the rest */
