@@ -107,11 +107,12 @@ noted_back(Ctx *ctx, int full)
  * end of the batch, a cache that starts over) writes everything. Otherwise (Python runs
  * next) it writes what Python could see or order differently: the last timestamp, the
  * clocks, the available space, the histogram sums (float additions must happen in line
- * order), and a counter whose key is new; the integer counters Python only adds to (lines,
- * in_flight, transfers, bytes, requested, bucket counts) wait for the full flush, since
- * additions commute and nothing reads them while the batch runs. The Histogram objects and
- * the satellite keys stay cached: Python adds to a Histogram in place (its sum is re-read,
- * see observe) and never drops a series while the batch runs.
+ * order), and a counter whose key is new (the noted ones first, in line order); the
+ * integer counters Python only adds to (lines, in_flight, transfers, bytes, requested,
+ * bucket counts) wait for the full flush, since additions commute and nothing reads them
+ * while the batch runs. The Histogram objects and the satellite keys stay cached: Python
+ * adds to a Histogram in place (its sum is re-read, see observe) and never drops a series
+ * while the batch runs.
  *
  * `plain`: the Python line next cannot be a piece transfer (events.c may_be_transfer). Such
  * a line counts lines, events and housekeeping and may give a satellite its zero series; it
