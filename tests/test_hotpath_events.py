@@ -103,6 +103,25 @@ def test_plain_event_lines_do_not_reach_python():
     assert everything(state) == everything(reference(plain + python, None))
 
 
+@native
+def test_every_event_message_is_counted_in_c_unless_python_reads_it():
+    """Each EVENTS message at each level the scan knows: counted as EVENTS says, without
+    Python, except the housekeeping messages (READERS), which Python still reads."""
+    lines = [line(i, level, "x", message, '"a": 1')
+             for i, message in enumerate(EVENTS) for level in ("INFO", "DEBUG", "WARN", "ERROR")]
+    state = NodeState("n", native=True)
+    seen = []
+    real = state._line
+    state._line = lambda text, read_time: (seen.append(text), real(text, read_time))
+    state.feed(lines, None)
+    assert seen == [x for x in lines if x.split("\t")[3] in housekeeping.READERS]
+    expected = {}
+    for name in EVENTS.values():
+        expected[name] = expected.get(name, 0) + 4
+    assert state.events == expected and list(state.events) == list(expected)
+    assert state.lines == dict.fromkeys(["info", "debug", "warn", "error"], len(EVENTS))
+
+
 def test_the_lines_the_scan_counts_are_plain_events_for_parse_line():
     """What events.c reads is parse_line's OTHER tuple (no housekeeping, no transfer)."""
     text = line(0, "WARN", "piecestore", "upload rejected, too many requests", '"a": 1')
