@@ -19,7 +19,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Callable
 
-from exporter import prefixes, reasons
+from exporter import events, housekeeping, parser, prefixes, reasons
 from exporter.cancels import RaceLost, StartIndex
 from exporter.housekeeping import HOUSE_BUCKETS, SATELLITE_METRICS
 from exporter.parser import (
@@ -68,6 +68,9 @@ def _native() -> tuple[Callable | None, Callable[[], dict] | None]:
         return None, None
     # the failures and cancels with a reason are read in C too, classified by this table
     _hotpath.set_reasons(reasons._RULES, reasons.SPEED_TOO_LOW, "database")
+    # and the plain event lines (parser._other), by the tables of events.py and the parser
+    _hotpath.set_events(events.EVENTS, events.ERROR_TEXT_EVENTS, housekeeping.READERS,
+                        parser.PIECESTORE, parser.PIECESTORE_LOGGERS)
     return _hotpath.scan, _hotpath.Pending
 
 

@@ -61,7 +61,22 @@ def hostile() -> list[bytes]:
         b"\x00" * 64 + b"\n" + down().encode(), b"\xef\xbb\xbf" + up().encode(),
         down().encode().replace(b"INFO", b"INF\x00"),
     ]
-    return raw
+    return raw + [x.encode("utf-8", "surrogatepass") for x in events()]
+
+
+def events() -> list[str]:
+    """Plain event lines (exporter/hotpath/events.c counts them in C) and their near misses:
+    database texts at each level, housekeeping and transfer messages, NUL, CR, non-ASCII."""
+    sat = f'{{"Process": "storagenode", "Satellite ID": "{US1}"}}'
+    locked = '{"Process": "storagenode", "error": "ordersdb error: database is locked"}'
+    lines = [f"{TS}\tINFO\torders\tfinished\t{sat}", f"{TS}\tWARN\torders\tx\t{locked}",
+             f"{TS}\tERROR\tdb\tx\t{locked}", f"{TS}\tINFO\tdb\tx\t{locked}",
+             f"{TS}\tINFO\tNode\tNode v1.99.3 started\t{{}}",
+             f"{TS}\tINFO\tpieces:trash\temptying trash finished\t{sat}",
+             f"{TS}\tINFO\tpiecestore\tupload rejected, too many requests\t{sat}",
+             f"{TS}\tINFO\tx\tuploaded\t{sat}", f"{TS}\tFATAL\tx\tfinished\t{sat}"]
+    return ["\n".join(lines), *lines, lines[0] + "\r", lines[0].replace("orders", "ord\x00"),
+            lines[1].replace("locked", "lockéd"), lines[0].replace("finished", "fin\tished")]
 
 
 def fixture_chunks(max_lines: int = 4) -> list[bytes]:

@@ -291,6 +291,10 @@ static int
 apply_line(Ctx *ctx, const CommonLine *c)
 {
     ctx->levels[c->level]++;
+    if (!ctx->known_lines[c->level] && /* the key may be new: its place (hotpath.h note) */
+        note(ctx, ctx->lines, s_level[c->level], &ctx->levels[c->level],
+             &ctx->known_lines[c->level]) < 0)
+        return -1;
     ctx->last_ts = c->ts;
     ctx->last_ts_len = c->ts_len;
     int a = c->action;
@@ -331,18 +335,16 @@ apply_line(Ctx *ctx, const CommonLine *c)
     sat->transfers[cell]++;
     if (c->result && a < N_DOWNLOADS) { /* an unfinished download: its Size was requested */
         sat->requested[cell] += c->size;
+        if (c->size != 0 && note(ctx, ctx->requested, sat->keys[cell], &sat->requested[cell],
+                                 &sat->known[2][cell]) < 0) /* requested has no zero series */
+            goto done;
         if (c->has_sent) /* what its reason says it sent is egress */
             sat->bytes[cell] += c->sent;
     }
     else
         sat->bytes[cell] += c->size;
-    if (c->reason >= 0) {
-        if (c->result == FAILED)
-            ctx->errors_add[a][c->reason]++;
-        else
-            ctx->cancels_add[a][c->reason]++;
-        ctx->reasons_dirty = 1;
-    }
+    if (c->reason >= 0 && count_reason(ctx, a, c->reason, c->result == FAILED) < 0)
+        goto done;
     if (c->result == 0 && ctx->size_hist[a] < 0) { /* sizes: of successful transfers only */
         PyObject *hist = PyDict_GetItemWithError(ctx->sizes, action);
         if (hist == NULL) {
@@ -412,13 +414,26 @@ indexing_starts(Ctx *ctx)
 int
 apply_other(Ctx *ctx, const char *p, Py_ssize_t n)
 {
+    int event = apply_event(ctx, p, n); /* a plain event line: no Python (events.c) */
+    if (event != 0)
+        return event < 0 ? -1 : 0;
     PyObject *line = PyUnicode_DecodeUTF8(p, n, PyUnicode_AsUTF8(ctx->errors));
     if (line == NULL)
         return -1;
-    int rc = call_python(ctx, ctx->state, a_line, line, ctx->read_time);
+    int rc;
+    if (may_be_transfer(p, n)) {
+        rc = call_python(ctx, ctx->state, a_line, line, ctx->read_time);
+        if (rc == 0 && !ctx->index_starts && indexing_starts(ctx) < 0) /* it may start it */
+            rc = -1;
+    }
+    else { /* no transfer: Python sees less of the state (flush.c write_back_plain) */
+        PyObject *r = write_back_plain(ctx) < 0 ? NULL
+                          : PyObject_CallMethodObjArgs(ctx->state, a_line, line,
+                                                       ctx->read_time, NULL);
+        rc = r == NULL ? -1 : 0;
+        Py_XDECREF(r);
+    }
     Py_DECREF(line);
-    if (rc == 0 && !ctx->index_starts && indexing_starts(ctx) < 0) /* the line may start it */
-        rc = -1;
     return rc;
 }
 
@@ -505,6 +520,7 @@ ctx_clear(Ctx *ctx)
     Py_CLEAR(ctx->geo);
     Py_CLEAR(ctx->geo_record);
     Py_CLEAR(ctx->geo_clock);
+    Py_CLEAR(ctx->event_counts);
     geo_forget(ctx);
     Py_CLEAR(ctx->pending);
     sats_clear(ctx);

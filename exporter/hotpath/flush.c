@@ -85,29 +85,56 @@ counter_add(PyObject *dict, PyObject *key, long long *delta, unsigned char *know
     return rc;
 }
 
+/* The noted counts (hotpath.h note), in line order: a new key goes in now, in full or not;
+ * a key found in the dict waits for the full flush, as the others. */
+int
+noted_back(Ctx *ctx, int full)
+{
+    int rc = 0;
+    for (int i = 0; i < ctx->n_noted; i++) {
+        *ctx->noted[i].known = 0;
+        if (*ctx->noted[i].delta != 0 && counter_add(ctx->noted[i].dict, ctx->noted[i].key,
+                                                     ctx->noted[i].delta, ctx->noted[i].known,
+                                                     full) < 0)
+            rc = -1;
+    }
+    ctx->n_noted = 0;
+    return rc;
+}
+
 /*
  * Write back what was added up in C, and forget what Python code may change. `full` (the
  * end of the batch, a cache that starts over) writes everything. Otherwise (Python runs
  * next) it writes what Python could see or order differently: the last timestamp, the
  * clocks, the available space, the histogram sums (float additions must happen in line
- * order), and a counter whose key is new; the integer counters Python only adds to (lines,
- * in_flight, transfers, bytes, requested, bucket counts) wait for the full flush, since
- * additions commute and nothing reads them while the batch runs. The Histogram objects and
- * the satellite keys stay cached: Python adds to a Histogram in place (its sum is re-read,
- * see observe) and never drops a series while the batch runs.
+ * order), and a counter whose key is new (the noted ones first, in line order); the
+ * integer counters Python only adds to (lines, in_flight, transfers, bytes, requested,
+ * bucket counts) wait for the full flush, since additions commute and nothing reads them
+ * while the batch runs. The Histogram objects and the satellite keys stay cached: Python
+ * adds to a Histogram in place (its sum is re-read, see observe) and never drops a series
+ * while the batch runs.
+ *
+ * `plain`: the Python line next cannot be a piece transfer (events.c may_be_transfer). Such
+ * a line counts lines, events and housekeeping and may give a satellite its zero series; it
+ * touches no histogram of the scan, clock, pairing table, geo window, free space, reason or
+ * in-flight count, so those stay in C (writing and re-reading them cost ~7k instructions).
  */
-int
-write_back(Ctx *ctx, int full)
+static int
+write_back_as(Ctx *ctx, int full, int plain)
 {
     int rc = 0;
-    for (int i = 0; i < ctx->n_hists; i++)
-        if (flush_hist(&ctx->hists[i], full) < 0)
+    if (!plain) {
+        for (int i = 0; i < ctx->n_hists; i++)
+            if (flush_hist(&ctx->hists[i], full) < 0)
+                rc = -1;
+        Py_CLEAR(ctx->pending);
+        geo_forget(ctx);
+        if (ctx->newest_dirty && set_attr_double(ctx->state, a_newest, ctx->newest) < 0)
             rc = -1;
-    Py_CLEAR(ctx->pending);
-    geo_forget(ctx);
-    if (ctx->newest_dirty && set_attr_double(ctx->state, a_newest, ctx->newest) < 0)
+        ctx->have_clocks = ctx->newest_dirty = 0;
+    }
+    if (noted_back(ctx, full) < 0) /* first: the keys that may be new, in line order */
         rc = -1;
-    ctx->have_clocks = ctx->newest_dirty = 0;
     if (!ctx->dirty)
         return rc;
     ctx->dirty = !full; /* deferred counters remain */
@@ -118,7 +145,7 @@ write_back(Ctx *ctx, int full)
         Py_XDECREF(ts);
         ctx->last_ts = NULL;
     }
-    if (ctx->avail_dirty) {
+    if (ctx->avail_dirty && !plain) {
         PyObject *v = PyLong_FromLongLong(ctx->avail);
         if (v == NULL || PyObject_SetAttr(ctx->state, a_available_space, v) < 0)
             rc = -1;
@@ -128,9 +155,11 @@ write_back(Ctx *ctx, int full)
     for (int l = 0; l < N_LEVELS; l++)
         if (counter(ctx->lines, s_level[l], &ctx->levels[l], &ctx->known_lines[l], full) < 0)
             rc = -1;
-    if (reasons_write_back(ctx, full) < 0)
+    if (!plain && reasons_write_back(ctx, full) < 0)
         rc = -1;
-    for (int a = 0; a < N_ACTIONS; a++)
+    if (events_write_back(ctx, full) < 0)
+        rc = -1;
+    for (int a = 0; a < N_ACTIONS && !plain; a++)
         if (counter(ctx->in_flight, s_action[a], &ctx->in_flight_add[a],
                     &ctx->known_in_flight[a], full) < 0)
             rc = -1;
@@ -146,6 +175,18 @@ write_back(Ctx *ctx, int full)
                 rc = -1;
     }
     return rc;
+}
+
+int
+write_back(Ctx *ctx, int full)
+{
+    return write_back_as(ctx, full, 0);
+}
+
+int
+write_back_plain(Ctx *ctx)
+{
+    return write_back_as(ctx, 0, 1);
 }
 
 int

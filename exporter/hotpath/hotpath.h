@@ -23,6 +23,7 @@ extern const char *RESULT_NAMES[N_RESULTS];
 #define N_LEVELS 4
 #define DEBUG_LEVEL 1
 #define MAX_REASONS 32 /* reason labels (reasons.REASONS) */
+#define MAX_EVENTS 96  /* event names (events.c) */
 
 /* interned strings: dict keys and attribute names (defined in module.c) */
 extern PyObject *s_action[N_ACTIONS], *s_result[N_RESULTS], *s_level[N_LEVELS];
@@ -129,6 +130,20 @@ typedef struct {
     } geo_memo[GEO_MEMO];
     int geo_memo_used;
     Py_ssize_t geo_generation;                  /* locator._generation */
+    /* the counts whose key may be new to its dict, in the order of their first line: the
+     * write-back puts them in first (note, flush.c) */
+#define NOTED 64
+    struct {
+        PyObject *dict, *key; /* borrowed: the key is held where the delta is */
+        long long *delta;
+        unsigned char *known;
+    } noted[NOTED];
+    int n_noted;
+    /* NodeState.events (fetched on first use) and what the plain event lines add (events.c) */
+    PyObject *event_counts;
+    int events_dirty;
+    long long events_add[MAX_EVENTS];
+    unsigned char known_events[MAX_EVENTS];
 } Ctx;
 
 /* module.c */
@@ -144,12 +159,34 @@ int apply_other(Ctx *ctx, const char *p, Py_ssize_t n);
 /* flush.c */
 int flush(Ctx *ctx);                  /* everything (the end of the batch) */
 int write_back(Ctx *ctx, int full);   /* full = 0: what Python may see, before it runs */
+int write_back_plain(Ctx *ctx);       /* before a Python line that is no transfer */
 int counter_add(PyObject *dict, PyObject *key, long long *delta, unsigned char *known, int full);
 /* see counter_add; most counters are 0, or wait for the full flush, when a flush walks them */
 static inline int
 counter(PyObject *dict, PyObject *key, long long *delta, unsigned char *known, int full)
 {
     return *delta == 0 || (!full && *known) ? 0 : counter_add(dict, key, delta, known, full);
+}
+int noted_back(Ctx *ctx, int full);
+/*
+ * A count of a key not known to be in its dict. Python puts a new key in at its first line;
+ * the write-back would put the new keys of a stretch of C lines in table order (and a
+ * checkpoint writes the dicts in their order). So the count is noted, in line order, and
+ * the write-back (noted_back) looks its key up first. *known = 2: noted.
+ */
+static inline int
+note(Ctx *ctx, PyObject *dict, PyObject *key, long long *delta, unsigned char *known)
+{
+    if (*known)
+        return 0;
+    if (ctx->n_noted == NOTED && noted_back(ctx, 0) < 0)
+        return -1;
+    ctx->noted[ctx->n_noted].dict = dict;
+    ctx->noted[ctx->n_noted].key = key;
+    ctx->noted[ctx->n_noted].delta = delta;
+    ctx->noted[ctx->n_noted++].known = known;
+    *known = 2;
+    return 0;
 }
 int dict_add_long(PyObject *dict, PyObject *key, long long delta);
 int attr_double(PyObject *obj, PyObject *name, double *out);
@@ -175,6 +212,11 @@ int log_time(const char *ts, Py_ssize_t n, double *value);
 extern int reason_speed_too_low, reason_database;
 int classify(const char *text, Py_ssize_t n);
 int reasons_write_back(Ctx *ctx, int full);
+int count_reason(Ctx *ctx, int action, int reason, int failed);
+/* events.c */
+int apply_event(Ctx *ctx, const char *p, Py_ssize_t n);
+int may_be_transfer(const char *p, Py_ssize_t n);
+int events_write_back(Ctx *ctx, int full);
 /* geo.c */
 void geo_forget(Ctx *ctx);
 int geo_record_fast(Ctx *ctx, const CommonLine *c, PyObject *action);

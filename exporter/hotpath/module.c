@@ -16,7 +16,9 @@
  * only what Python may see or order differently is (flush.c write_back).
  *
  * Every other line -- and any common-looking line it is not sure about -- goes to
- * NodeState._line, in order, so the Python parser stays the one reference.
+ * NodeState._line, in order, so the Python parser stays the one reference; except the plain
+ * event lines (no transfer, no housekeeping: parser._other's OTHER tuple), which events.c
+ * counts by the tables of exporter/events.py the parser uses.
  * tests/test_hotpath.py checks that all paths leave identical state.
  *
  * Rare branches call back into NodeState (_sweep, _evict_oldest, _new_satellite,
@@ -66,6 +68,8 @@ ascii_arg(PyObject *arg, const char *what, const char **s, Py_ssize_t *n)
 }
 
 extern const char scan_doc[], set_reasons_doc[], classify_doc[], timestamp_doc[];
+extern const char set_events_doc[];
+PyObject *set_events(PyObject *module, PyObject *args);
 PyObject *py_timestamp(PyObject *module, PyObject *arg);
 PyObject *scan(PyObject *module, PyObject *args);
 PyObject *set_reasons(PyObject *module, PyObject *args);
@@ -74,6 +78,7 @@ PyObject *py_classify(PyObject *module, PyObject *arg);
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
     {"set_reasons", set_reasons, METH_VARARGS, set_reasons_doc},
+    {"set_events", set_events, METH_VARARGS, set_events_doc},
     {"classify", py_classify, METH_O, classify_doc},
     {"timestamp", py_timestamp, METH_O, timestamp_doc},
     {NULL, NULL, 0, NULL},

@@ -219,6 +219,20 @@ py_classify(PyObject *module, PyObject *arg)
     return Py_NewRef(labels[r]);
 }
 
+/* A failure's or a cancel's reason counted (its key may be new: hotpath.h note) */
+int
+count_reason(Ctx *ctx, int action, int reason, int failed)
+{
+    long long *add = failed ? &ctx->errors_add[action][reason]
+                            : &ctx->cancels_add[action][reason];
+    unsigned char *known = failed ? &ctx->known_errors[action][reason]
+                                  : &ctx->known_cancels[action][reason];
+    ctx->reasons_dirty = 1;
+    (*add)++;
+    return note(ctx, failed ? ctx->error_counts : ctx->cancel_counts, keys[action][reason], add,
+                known);
+}
+
 /* NodeState.errors and .cancel_reasons: what the scan counted, as write_back does the rest */
 int
 reasons_write_back(Ctx *ctx, int full)

@@ -119,6 +119,19 @@ is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
+/* A `Size`: \d+ of at most parser._SIZE_DIGITS (8) digits, as parser._size and COMMON_LINE_RE
+ * keep; a longer one (leading zeros too: "000000000042") leaves the line to Python */
+static inline __attribute__((always_inline)) int
+size_number(const char **pp, const char *end, long long *value, int *fits)
+{
+    const char *digits = *pp;
+    if (!number(pp, end, 0, value, fits))
+        return 0;
+    if (*pp - digits > 8)
+        *fits = 0;
+    return 1;
+}
+
 /* (?:[^"\\]|\\.)*" as parser._ERROR_RE reads a value, without tabs or bytes >= 0x80 */
 static int
 json_string(const char **pp, const char *end, const char **value, Py_ssize_t *len)
@@ -276,7 +289,7 @@ parse_common(const char *p, const char *end, CommonLine *c)
         /* downloads: Offset, Size, Remote Address */
         if (!number(&p, end, 1, NULL, NULL) || !LIT(p, end, ", ") ||
             !KEY(p, end, "\"Size\": ", "\"size\": ") ||
-            !number(&p, end, 0, &c->size, &fits) || !LIT(p, end, ", ") ||
+            !size_number(&p, end, &c->size, &fits) || !LIT(p, end, ", ") ||
             !KEY(p, end, "\"Remote Address\": \"", "\"remote_address\": \"") ||
             !quoted(&p, end, &c->remote, &c->remote_len))
             return 0;
@@ -287,7 +300,7 @@ parse_common(const char *p, const char *end, CommonLine *c)
         if (!quoted(&p, end, &c->remote, &c->remote_len) || !LIT(p, end, ", "))
             return 0;
         if (KEY(p, end, "\"Size\": ", "\"size\": ")) {
-            if (!number(&p, end, 0, &c->size, &fits))
+            if (!size_number(&p, end, &c->size, &fits))
                 return 0;
             c->has_size = 1;
         }
