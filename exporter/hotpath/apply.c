@@ -415,6 +415,11 @@ int
 apply_other(Ctx *ctx, const char *p, Py_ssize_t n)
 {
     int event = apply_event(ctx, p, n); /* a plain event line: no Python (events.c) */
+    if (event == 0) { /* behind a prefix, as prefixes.parse_prefixed strips it */
+        Py_ssize_t skip = prefix_of(p, p + n);
+        if (skip > 0)
+            event = apply_event(ctx, p + skip, n - skip);
+    }
     if (event != 0)
         return event < 0 ? -1 : 0;
     PyObject *line = PyUnicode_DecodeUTF8(p, n, PyUnicode_AsUTF8(ctx->errors));

@@ -150,6 +150,7 @@ typedef struct {
 int ascii_arg(PyObject *arg, const char *what, const char **s, Py_ssize_t *n);
 /* scan.c */
 void grammar_init(void);
+Py_ssize_t prefix_of(const char *p, const char *end);
 /* apply.c */
 int ctx_init(Ctx *ctx, PyObject *state, PyObject *read_time, PyObject *errors);
 void ctx_clear(Ctx *ctx);

@@ -24,10 +24,15 @@ same(const char *p, const char *s, size_t n)
         memcpy(&f, s + n - 4, 4);
         return c == d && e == f;
     }
-    for (; n > 0; n--)
-        if (*p++ != *s++)
+    if (n >= 2) { /* the last 1..3 bytes: a 2-byte compare, then one byte */
+        uint16_t c, d;
+        memcpy(&c, p, 2);
+        memcpy(&d, s, 2);
+        if (c != d)
             return 0;
-    return 1;
+        p += 2, s += 2, n -= 2;
+    }
+    return n == 0 || *p == *s;
 }
 
 static inline __attribute__((always_inline)) int
@@ -54,6 +59,15 @@ word_stops(uint64_t v)
 {
     uint64_t q = v ^ (ONES * '"'), t = v ^ (ONES * '\t');
     return (((q - ONES) & ~q) | ((t - ONES) & ~t) | v) & HIGHS ? 1 : 0;
+}
+
+/* does the word hold a tab, a space or a byte >= 0x80? (the end of a log timestamp, or a
+ * byte that makes the line not a common one) */
+static inline int
+word_ends_ts(uint64_t v)
+{
+    uint64_t t = v ^ (ONES * '\t'), s = v ^ (ONES * ' ');
+    return (((t - ONES) & ~t) | ((s - ONES) & ~s) | v) & HIGHS ? 1 : 0;
 }
 
 /* the first '"', tab or byte >= 0x80 from p (or end), 16 or 8 bytes at a time */
@@ -218,7 +232,9 @@ parse_common(const char *p, const char *end, CommonLine *c)
         return 0;
     c->ts = p;
     p += 11;
-    const char *tab = p;
+    const char *tab = p; /* [^\t]+ of ASCII without a space, 8 bytes at a time */
+    for (uint64_t v; end - tab >= 8 && (memcpy(&v, tab, 8), !word_ends_ts(v)); tab += 8)
+        ;
     while (tab < end && *tab != '\t') {
         if ((unsigned char)*tab >= 0x80 || *tab == ' ')
             return 0;
@@ -521,6 +537,14 @@ prefix_len(const char *p, const char *end)
         return 0;
     q += 2;
     return line_start(q, end) ? q - p : 0;
+}
+
+/* The length of the prefix prefixes.strip would take off the line (0 none, -1 unsure), for
+ * apply_other's plain event lines behind a prefix. */
+Py_ssize_t
+prefix_of(const char *p, const char *end)
+{
+    return prefix_len(p, end);
 }
 
 /* A common line behind a prefix? Out of line, so that the scan loop stays as small as it was
