@@ -11,6 +11,11 @@
  *
  * Layout as in CPython's dict: entries appended in insertion order (holes where deleted,
  * squeezed out when the array fills), and an open-addressing index into them.
+ * A key of up to BLOCK bytes (a piece ID and an IPv4 address: 1 + 4 + 52 + <= 21) lives in a
+ * block of the table's own free list, so that a start/finish pair calls no allocator (it
+ * was PyMem_Malloc + PyMem_Free, ~60 of ~740 instructions a pair); longer keys are
+ * PyMem_Malloc'd. The blocks come in chunks that grow with the table (half of the blocks
+ * so far, at least one) and are kept until clear(), as the entries array is.
  */
 #include "hotpath.h"
 
@@ -21,6 +26,18 @@ typedef struct {
     double when;
 } Entry;
 
+#define BLOCK 80
+typedef union Block {
+    union Block *next; /* on the free list */
+    char key[BLOCK];
+} Block;
+
+typedef struct Chunk {
+    struct Chunk *next;
+    Py_ssize_t n;
+    Block blocks[];
+} Chunk;
+
 typedef struct {
     PyObject_HEAD
     Entry *entries;
@@ -30,6 +47,9 @@ typedef struct {
     Py_ssize_t *index;         /* entry number, EMPTY or DUMMY; 2 * cap slots */
     Py_ssize_t mask;
     unsigned long long version; /* changes with every insert or delete (iterators check) */
+    Block *free_blocks;         /* for keys of <= BLOCK bytes */
+    Chunk *chunks;              /* all the blocks, for clear() */
+    Py_ssize_t n_blocks;
 } Pending;
 
 #define EMPTY (-1)
@@ -181,6 +201,43 @@ resize(Pending *t)
     return 0;
 }
 
+/* Room for a key of len bytes: a block, or PyMem_Malloc'd if longer. NULL on error. */
+static char *
+key_alloc(Pending *t, Py_ssize_t len)
+{
+    if (len > BLOCK)
+        return PyMem_Malloc((size_t)len);
+    if (t->free_blocks == NULL) {
+        Py_ssize_t n = t->n_blocks / 2 > 1 ? t->n_blocks / 2 : 1;
+        Chunk *c = PyMem_Malloc(sizeof(Chunk) + (size_t)n * sizeof(Block));
+        if (c == NULL)
+            return NULL;
+        c->next = t->chunks;
+        c->n = n;
+        t->chunks = c;
+        t->n_blocks += n;
+        for (Py_ssize_t i = n; i-- > 0;) {
+            c->blocks[i].next = t->free_blocks;
+            t->free_blocks = &c->blocks[i];
+        }
+    }
+    Block *b = t->free_blocks;
+    t->free_blocks = b->next;
+    return b->key;
+}
+
+static void
+key_release(Pending *t, char *key, Py_ssize_t len)
+{
+    if (len > BLOCK) {
+        PyMem_Free(key);
+        return;
+    }
+    Block *b = (Block *)key;
+    b->next = t->free_blocks;
+    t->free_blocks = b;
+}
+
 /* key -> when: 1 if it was there (its place is kept), 0 if new, -1 on error. */
 static int
 put(Pending *t, const char *key, Py_ssize_t len, double when)
@@ -196,7 +253,7 @@ put(Pending *t, const char *key, Py_ssize_t len, double when)
             return -1;
         find(t, key, len, hash, &slot);
     }
-    char *copy = PyMem_Malloc((size_t)len);
+    char *copy = key_alloc(t, len);
     if (copy == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -218,7 +275,7 @@ delete_at(Pending *t, Py_ssize_t slot)
 {
     Py_ssize_t ix = t->index[slot];
     t->index[slot] = DUMMY;
-    PyMem_Free(t->entries[ix].key);
+    key_release(t, t->entries[ix].key, t->entries[ix].len);
     t->entries[ix].key = NULL;
     t->used--;
     t->version++;
@@ -243,7 +300,15 @@ static void
 clear(Pending *t)
 {
     for (Py_ssize_t i = t->first; i < t->n_entries; i++)
-        PyMem_Free(t->entries[i].key);
+        if (t->entries[i].len > BLOCK) /* PyMem_Malloc'd, or NULL in a hole */
+            PyMem_Free(t->entries[i].key);
+    while (t->chunks != NULL) {
+        Chunk *c = t->chunks;
+        t->chunks = c->next;
+        PyMem_Free(c);
+    }
+    t->free_blocks = NULL;
+    t->n_blocks = 0;
     PyMem_Free(t->entries);
     PyMem_Free(t->index);
     t->entries = NULL;
@@ -273,7 +338,8 @@ pending_put(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
     char buf[KEY_STACK], *heap;
     Py_ssize_t len = key_bytes(buf, &heap, action, piece, plen, remote, rlen);
     int rc = len < 0 ? -1 : put((Pending *)obj, heap ? heap : buf, len, when);
-    PyMem_Free(heap);
+    if (heap != NULL)
+        PyMem_Free(heap);
     return rc;
 }
 
@@ -284,7 +350,8 @@ pending_take(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
     char buf[KEY_STACK], *heap;
     Py_ssize_t len = key_bytes(buf, &heap, action, piece, plen, remote, rlen);
     int rc = len < 0 ? -1 : take((Pending *)obj, heap ? heap : buf, len, when);
-    PyMem_Free(heap);
+    if (heap != NULL)
+        PyMem_Free(heap);
     return rc;
 }
 
