@@ -114,6 +114,28 @@ hash_init(void)
 }
 #endif
 
+/* The length of the key of (action, piece, remote), -1 on error. */
+static Py_ssize_t
+key_len(Py_ssize_t plen, Py_ssize_t rlen)
+{
+    if (plen > UINT32_MAX || rlen > PY_SSIZE_T_MAX / 2 - plen) {
+        PyErr_SetString(PyExc_OverflowError, "pairing key too long");
+        return -1;
+    }
+    return 5 + plen + rlen;
+}
+
+static void
+key_write(char *k, int action, const char *piece, Py_ssize_t plen, const char *remote,
+          Py_ssize_t rlen)
+{
+    uint32_t n = (uint32_t)plen;
+    k[0] = (char)action;
+    memcpy(k + 1, &n, 4);
+    memcpy(k + 5, piece, (size_t)plen);
+    memcpy(k + 5 + plen, remote, (size_t)rlen);
+}
+
 /* The key bytes of (action, piece, remote) into buf (KEY_STACK bytes) or a malloc'd buffer
  * (*heap). Returns the length, -1 on error. */
 static Py_ssize_t
@@ -121,21 +143,14 @@ key_bytes(char *buf, char **heap, int action, const char *piece, Py_ssize_t plen
           const char *remote, Py_ssize_t rlen)
 {
     *heap = NULL;
-    if (plen > UINT32_MAX || rlen > PY_SSIZE_T_MAX / 2 - plen) {
-        PyErr_SetString(PyExc_OverflowError, "pairing key too long");
-        return -1;
-    }
-    Py_ssize_t len = 5 + plen + rlen;
+    Py_ssize_t len = key_len(plen, rlen);
     char *k = buf;
     if (len > KEY_STACK && (k = *heap = PyMem_Malloc((size_t)len)) == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    uint32_t n = (uint32_t)plen;
-    k[0] = (char)action;
-    memcpy(k + 1, &n, 4);
-    memcpy(k + 5, piece, (size_t)plen);
-    memcpy(k + 5 + plen, remote, (size_t)rlen);
+    if (len >= 0)
+        key_write(k, action, piece, plen, remote, rlen);
     return len;
 }
 
@@ -196,8 +211,7 @@ resize(Pending *t)
         t->cap = cap;
     }
     t->mask = cap * 2 - 1;
-    for (Py_ssize_t i = 0; i <= t->mask; i++)
-        t->index[i] = EMPTY;
+    memset(t->index, 0xff, (size_t)(t->mask + 1) * sizeof(Py_ssize_t)); /* all EMPTY (-1) */
     for (Py_ssize_t n = 0; n < live; n++) {
         Entry *e = &t->entries[n];
         size_t i = (size_t)e->hash & (size_t)t->mask;
@@ -246,7 +260,31 @@ key_release(Pending *t, char *key, Py_ssize_t len)
     t->free_blocks = b;
 }
 
-/* key -> when: 1 if it was there (its place is kept), 0 if new, -1 on error. */
+/* A new key (from key_alloc, now the table's; released on error) at the index slot find
+ * gave: 0, -1 on error. */
+static int
+insert(Pending *t, char *key, Py_ssize_t len, Py_hash_t hash, Py_ssize_t slot, double when)
+{
+    if (t->n_entries == t->cap) {
+        if (resize(t) < 0) {
+            key_release(t, key, len);
+            return -1;
+        }
+        find(t, key, len, hash, &slot);
+    }
+    Entry *e = &t->entries[t->n_entries];
+    e->key = key;
+    e->len = len;
+    e->hash = hash;
+    e->when = when;
+    t->index[slot] = t->n_entries++;
+    t->used++;
+    t->version++;
+    return 0;
+}
+
+/* key -> when: 1 if it was there (its place is kept), 0 if new (a copy of the key is
+ * inserted), -1 on error. */
 static int
 put(Pending *t, const char *key, Py_ssize_t len, double when)
 {
@@ -256,26 +294,13 @@ put(Pending *t, const char *key, Py_ssize_t len, double when)
         t->entries[t->index[at]].when = when;
         return 1;
     }
-    if (t->n_entries == t->cap) {
-        if (resize(t) < 0)
-            return -1;
-        find(t, key, len, hash, &slot);
-    }
     char *copy = key_alloc(t, len);
     if (copy == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     memcpy(copy, key, (size_t)len);
-    Entry *e = &t->entries[t->n_entries];
-    e->key = copy;
-    e->len = len;
-    e->hash = hash;
-    e->when = when;
-    t->index[slot] = t->n_entries++;
-    t->used++;
-    t->version++;
-    return 0;
+    return insert(t, copy, len, hash, slot, when);
 }
 
 static void
@@ -343,12 +368,25 @@ int
 pending_put(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
             const char *remote, Py_ssize_t rlen, double when)
 {
-    char buf[KEY_STACK], *heap;
-    Py_ssize_t len = key_bytes(buf, &heap, action, piece, plen, remote, rlen);
-    int rc = len < 0 ? -1 : put((Pending *)obj, heap ? heap : buf, len, when);
-    if (heap != NULL)
-        PyMem_Free(heap);
-    return rc;
+    /* as put, but the key is written where it will be kept (not on the stack, then copied) */
+    Pending *t = (Pending *)obj;
+    Py_ssize_t len = key_len(plen, rlen);
+    if (len < 0)
+        return -1;
+    char *key = key_alloc(t, len);
+    if (key == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    key_write(key, action, piece, plen, remote, rlen);
+    Py_hash_t hash = hash_key(key, len);
+    Py_ssize_t slot, at = find(t, key, len, hash, &slot);
+    if (at >= 0) {
+        t->entries[t->index[at]].when = when;
+        key_release(t, key, len);
+        return 1;
+    }
+    return insert(t, key, len, hash, slot, when);
 }
 
 int
