@@ -154,8 +154,9 @@ key_bytes(char *buf, char **heap, int action, const char *piece, Py_ssize_t plen
     return len;
 }
 
-/* The index slot that holds this key, or -1 (then *free_slot is where it would go). */
-static Py_ssize_t
+/* The index slot that holds this key, or -1 (then *free_slot is where it would go).
+ * Inlined: a call of it cost ~35 instructions of saving and restoring registers. */
+static inline __attribute__((always_inline)) Py_ssize_t
 find(Pending *t, const char *key, Py_ssize_t len, Py_hash_t hash, Py_ssize_t *free_slot)
 {
     Py_ssize_t dummy = -1;
@@ -211,7 +212,8 @@ resize(Pending *t)
         t->cap = cap;
     }
     t->mask = cap * 2 - 1;
-    memset(t->index, 0xff, (size_t)(t->mask + 1) * sizeof(Py_ssize_t)); /* all EMPTY (-1) */
+    for (Py_ssize_t i = 0; i <= t->mask; i++)
+        t->index[i] = EMPTY;
     for (Py_ssize_t n = 0; n < live; n++) {
         Entry *e = &t->entries[n];
         size_t i = (size_t)e->hash & (size_t)t->mask;
@@ -289,7 +291,7 @@ static int
 put(Pending *t, const char *key, Py_ssize_t len, double when)
 {
     Py_hash_t hash = hash_key(key, len);
-    Py_ssize_t slot, at = find(t, key, len, hash, &slot);
+    Py_ssize_t slot = -1, at = find(t, key, len, hash, &slot);
     if (at >= 0) {
         t->entries[t->index[at]].when = when;
         return 1;
@@ -380,7 +382,7 @@ pending_put(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
     }
     key_write(key, action, piece, plen, remote, rlen);
     Py_hash_t hash = hash_key(key, len);
-    Py_ssize_t slot, at = find(t, key, len, hash, &slot);
+    Py_ssize_t slot = -1, at = find(t, key, len, hash, &slot);
     if (at >= 0) {
         t->entries[t->index[at]].when = when;
         key_release(t, key, len);
