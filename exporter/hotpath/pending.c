@@ -14,7 +14,7 @@
  * A key of up to BLOCK bytes (a piece ID and an IPv4 address: 1 + 4 + 52 + <= 21) lives in a
  * block of the table's own free list, so that a start/finish pair calls no allocator (it
  * was PyMem_Malloc + PyMem_Free, ~60 of ~740 instructions a pair); longer keys are
- * PyMem_Malloc'd. The blocks come in chunks that grow with the table (half of the blocks
+ * PyMem_Malloc'd. The blocks come in chunks that grow with the table (1/8 of the blocks
  * so far, at least one) and are kept until clear(), as the entries array is.
  */
 #include "hotpath.h"
@@ -232,7 +232,7 @@ key_alloc(Pending *t, Py_ssize_t len)
     if (len > BLOCK)
         return PyMem_Malloc((size_t)len);
     if (t->free_blocks == NULL) {
-        Py_ssize_t n = t->n_blocks / 2 > 1 ? t->n_blocks / 2 : 1;
+        Py_ssize_t n = t->n_blocks / 8 > 1 ? t->n_blocks / 8 : 1;
         Chunk *c = PyMem_Malloc(sizeof(Chunk) + (size_t)n * sizeof(Block));
         if (c == NULL)
             return NULL;
