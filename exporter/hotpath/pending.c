@@ -262,11 +262,18 @@ key_release(Pending *t, char *key, Py_ssize_t len)
     t->free_blocks = b;
 }
 
-/* A new key (from key_alloc, now the table's; released on error) at the index slot find
- * gave: 0, -1 on error. */
+/* key -> when, the key in room from key_alloc (written there, not on the stack and copied):
+ * the table keeps it if new (0), else releases it (1: its place is kept); -1 on error. */
 static int
-insert(Pending *t, char *key, Py_ssize_t len, Py_hash_t hash, Py_ssize_t slot, double when)
+put(Pending *t, char *key, Py_ssize_t len, double when)
 {
+    Py_hash_t hash = hash_key(key, len);
+    Py_ssize_t slot = -1, at = find(t, key, len, hash, &slot);
+    if (at >= 0) {
+        t->entries[t->index[at]].when = when;
+        key_release(t, key, len);
+        return 1;
+    }
     if (t->n_entries == t->cap) {
         if (resize(t) < 0) {
             key_release(t, key, len);
@@ -283,26 +290,6 @@ insert(Pending *t, char *key, Py_ssize_t len, Py_hash_t hash, Py_ssize_t slot, d
     t->used++;
     t->version++;
     return 0;
-}
-
-/* key -> when: 1 if it was there (its place is kept), 0 if new (a copy of the key is
- * inserted), -1 on error. */
-static int
-put(Pending *t, const char *key, Py_ssize_t len, double when)
-{
-    Py_hash_t hash = hash_key(key, len);
-    Py_ssize_t slot = -1, at = find(t, key, len, hash, &slot);
-    if (at >= 0) {
-        t->entries[t->index[at]].when = when;
-        return 1;
-    }
-    char *copy = key_alloc(t, len);
-    if (copy == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    memcpy(copy, key, (size_t)len);
-    return insert(t, copy, len, hash, slot, when);
 }
 
 static void
@@ -370,25 +357,13 @@ int
 pending_put(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
             const char *remote, Py_ssize_t rlen, double when)
 {
-    /* as put, but the key is written where it will be kept (not on the stack, then copied) */
     Pending *t = (Pending *)obj;
     Py_ssize_t len = key_len(plen, rlen);
-    if (len < 0)
-        return -1;
-    char *key = key_alloc(t, len);
-    if (key == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    char *key = len < 0 ? NULL : key_alloc(t, len);
+    if (key == NULL)
+        return len < 0 ? -1 : (PyErr_NoMemory(), -1);
     key_write(key, action, piece, plen, remote, rlen);
-    Py_hash_t hash = hash_key(key, len);
-    Py_ssize_t slot = -1, at = find(t, key, len, hash, &slot);
-    if (at >= 0) {
-        t->entries[t->index[at]].when = when;
-        key_release(t, key, len);
-        return 1;
-    }
-    return insert(t, key, len, hash, slot, when);
+    return put(t, key, len, when);
 }
 
 int
@@ -525,9 +500,13 @@ p_setitem(PyObject *self, PyObject *key, PyObject *value)
     if (ok == 0)
         PyErr_SetString(PyExc_TypeError, "a pairing key is (piece, action, remote): three "
                                          "strings, the action one of parser.ACTIONS");
-    int rc = ok <= 0 ? -1 : put(t, heap ? heap : buf, len, when);
+    char *copy = ok <= 0 ? NULL : key_alloc(t, len);
+    if (copy != NULL)
+        memcpy(copy, heap ? heap : buf, (size_t)len);
+    else if (ok > 0)
+        PyErr_NoMemory();
     PyMem_Free(heap);
-    return rc < 0 ? -1 : 0;
+    return copy == NULL || put(t, copy, len, when) < 0 ? -1 : 0;
 }
 
 /* keys, values or items (0, 1, 2) as a list, in insertion order */
