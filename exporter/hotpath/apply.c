@@ -416,7 +416,7 @@ apply_other(Ctx *ctx, const char *p, Py_ssize_t n)
 {
     int event = apply_event(ctx, p, n); /* a plain event line: no Python (events.c) */
     if (event == 0) { /* behind a prefix, as prefixes.parse_prefixed strips it */
-        Py_ssize_t skip = prefix_of(p, p + n);
+        Py_ssize_t skip = prefix_len(p, p + n);
         if (skip > 0)
             event = apply_event(ctx, p + skip, n - skip);
     }

@@ -8,6 +8,12 @@
 #include <string.h>
 
 /* parser.MAX_PIECE_SIZE and parser.MAX_FIELD (tests/test_poison.py holds them equal) */
+static inline int
+is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
 #define MAX_PIECE_SIZE (64LL << 20)
 #define MAX_FIELD 128
 
@@ -150,7 +156,8 @@ typedef struct {
 int ascii_arg(PyObject *arg, const char *what, const char **s, Py_ssize_t *n);
 /* scan.c */
 void grammar_init(void);
-Py_ssize_t prefix_of(const char *p, const char *end);
+/* prefix.c: the length of the prefix prefixes.strip takes off a line (0 none, -1 unsure) */
+Py_ssize_t prefix_len(const char *p, const char *end);
 /* apply.c */
 int ctx_init(Ctx *ctx, PyObject *state, PyObject *read_time, PyObject *errors);
 void ctx_clear(Ctx *ctx);
@@ -201,8 +208,9 @@ int pending_put(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
                 const char *remote, Py_ssize_t rlen, double when);
 int pending_take(PyObject *obj, int action, const char *piece, Py_ssize_t plen,
                  const char *remote, Py_ssize_t rlen, double *when);
-/* the keyed hash of the C tables (pending.c), keyed from CPython's hash secret */
+/* hash.c: the keyed hash of the C tables' keys (pending.c, top.c); hash_init at import */
 Py_hash_t hash_key(const char *p, Py_ssize_t n);
+void hash_init(void);
 /* top.c: TopPieces.counts (exporter._hotpath.TopCounts) */
 extern PyTypeObject TopCounts_Type;
 int top_check(PyObject *obj);

@@ -139,6 +139,7 @@ PyInit__hotpath(void)
         if (s_duration_key[k] == NULL)
             return NULL;
     }
+    hash_init();
     if (pending_ready() < 0 || PyType_Ready(&TopCounts_Type) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);

@@ -6,8 +6,8 @@
  * the dict it replaces: insertion order (a start written again keeps its place; NodeState
  * evicts the oldest first), len/in/[]/del/pop/get/keys/items/values, iteration over keys.
  * The keys are kept as bytes (the strings in UTF-8, surrogates passed through, so that any
- * str comes back equal) and hashed with CPython's keyed hash of bytes: a hostile log cannot
- * pick colliding piece IDs. `expire(horizon)` is NodeState._sweep's loop in C.
+ * str comes back equal) and hashed with hash_key (hash.c), keyed from CPython's hash secret:
+ * a hostile log cannot pick colliding piece IDs. `expire(horizon)` is NodeState._sweep's loop in C.
  *
  * Layout as in CPython's dict: entries appended in insertion order (holes where deleted,
  * squeezed out when the array fills), and an open-addressing index into them.
@@ -19,100 +19,13 @@
  */
 #include "hotpath.h"
 
-typedef struct {
-    char *key; /* [action][u32 piece length][piece][remote]; NULL: deleted */
-    Py_ssize_t len;
-    Py_hash_t hash;
-    double when;
-} Entry;
-
-#define BLOCK 80
-typedef union Block {
-    union Block *next; /* on the free list */
-    char key[BLOCK];
-} Block;
-
-typedef struct Chunk {
-    struct Chunk *next;
-    Py_ssize_t n;
-    Block blocks[];
-} Chunk;
-
-typedef struct {
-    PyObject_HEAD
-    Entry *entries;
-    Py_ssize_t n_entries, cap; /* used slots of entries (live or holes), allocated */
-    Py_ssize_t used;           /* live entries */
-    Py_ssize_t first;          /* no live entry before this one */
-    Py_ssize_t *index;         /* entry number, EMPTY or DUMMY; 2 * cap slots */
-    Py_ssize_t mask;
-    unsigned long long version; /* changes with every insert or delete (iterators check) */
-    Block *free_blocks;         /* for keys of <= BLOCK bytes */
-    Chunk *chunks;              /* all the blocks, for clear() */
-    Py_ssize_t n_blocks;
-} Pending;
+#include "pending.h"
 
 #define EMPTY (-1)
 #define DUMMY (-2)
 #define KEY_STACK 320 /* piece and remote of a common line (<= MAX_FIELD each) fit */
 
 /* ---- the table ------------------------------------------------------------------------ */
-
-#ifdef __SIZEOF_INT128__
-/* A keyed hash of the key bytes (the multiply-mix of wyhash), about 4x quicker than the
- * siphash CPython uses; the key comes from CPython's per-process hash secret. */
-static uint64_t secret[2];
-
-static inline uint64_t
-mix(uint64_t a, uint64_t b)
-{
-    __uint128_t r = (__uint128_t)a * b;
-    return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
-Py_hash_t
-hash_key(const char *p, Py_ssize_t n)
-{
-    uint64_t h = secret[0] ^ (uint64_t)n, a = 0, b = 0;
-    if (n > 16) {
-        const char *end = p + n;
-        for (; n > 16; n -= 16, p += 16) {
-            memcpy(&a, p, 8);
-            memcpy(&b, p + 8, 8);
-            h = mix(a ^ secret[1] ^ h, b ^ secret[0]);
-        }
-        /* the last 1..16 bytes as the 16 bytes that end the key (as wyhash does): fixed
-         * loads, not a copy of n bytes (that was ~40 of ~118 instructions a key) */
-        memcpy(&a, end - 16, 8);
-        memcpy(&b, end - 8, 8);
-    }
-    else { /* a short key: all of it, zero padded */
-        memcpy(&a, p, n < 8 ? (size_t)n : 8);
-        if (n > 8)
-            memcpy(&b, p + 8, (size_t)(n - 8));
-    }
-    h = mix(a ^ secret[1] ^ h, b ^ secret[0]);
-    return (Py_hash_t)mix(h ^ secret[0], secret[1]);
-}
-
-static void
-hash_init(void)
-{
-    secret[0] = (uint64_t)_Py_HashBytes("exporter.pending.0", 18) | 1;
-    secret[1] = (uint64_t)_Py_HashBytes("exporter.pending.1", 18) | 1;
-}
-#else
-Py_hash_t
-hash_key(const char *p, Py_ssize_t n)
-{
-    return _Py_HashBytes(p, n);
-}
-
-static void
-hash_init(void)
-{
-}
-#endif
 
 /* The length of the key of (action, piece, remote), -1 on error. */
 static Py_ssize_t
@@ -422,7 +335,7 @@ key_of(PyObject *key, char *buf, char **heap, Py_ssize_t *len)
     return rc;
 }
 
-static PyObject *
+PyObject *
 key_object(const Entry *e)
 {
     uint32_t plen;
@@ -602,62 +515,6 @@ p_dealloc(PyObject *self)
     Py_TYPE(self)->tp_free(self);
 }
 
-/* ---- iteration over the keys (lazy: NodeState._evict_oldest takes the first few) ------ */
-
-typedef struct {
-    PyObject_HEAD
-    Pending *table;
-    Py_ssize_t pos;
-    unsigned long long version;
-} PendingIter;
-
-static PyTypeObject PendingIter_Type;
-
-static PyObject *
-p_iter(PyObject *self)
-{
-    PendingIter *it = PyObject_New(PendingIter, &PendingIter_Type);
-    if (it == NULL)
-        return NULL;
-    Py_INCREF(self);
-    it->table = (Pending *)self;
-    it->pos = it->table->first;
-    it->version = it->table->version;
-    return (PyObject *)it;
-}
-
-static PyObject *
-iter_next(PyObject *self)
-{
-    PendingIter *it = (PendingIter *)self;
-    Pending *t = it->table;
-    if (t->version != it->version) {
-        PyErr_SetString(PyExc_RuntimeError, "Pending changed during iteration");
-        return NULL;
-    }
-    while (it->pos < t->n_entries && t->entries[it->pos].key == NULL)
-        it->pos++;
-    if (it->pos >= t->n_entries)
-        return NULL;
-    return key_object(&t->entries[it->pos++]);
-}
-
-static void
-iter_dealloc(PyObject *self)
-{
-    Py_DECREF(((PendingIter *)self)->table);
-    PyObject_Free(self);
-}
-
-static PyTypeObject PendingIter_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "exporter._hotpath.PendingIterator",
-    .tp_basicsize = sizeof(PendingIter),
-    .tp_dealloc = iter_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_iter = PyObject_SelfIter,
-    .tp_iternext = iter_next,
-};
-
 static PyMappingMethods p_mapping = {p_len, p_getitem, p_setitem};
 static PySequenceMethods p_sequence = {.sq_contains = p_contains};
 static PyMethodDef p_methods[] = {
@@ -679,7 +536,7 @@ PyTypeObject Pending_Type = {
     .tp_as_sequence = &p_sequence,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "NodeState.pending in C: (piece, action, remote) -> start time, insertion order",
-    .tp_iter = p_iter,
+    .tp_iter = pending_iter,
     .tp_methods = p_methods,
     .tp_new = PyType_GenericNew,
 };
@@ -687,6 +544,5 @@ PyTypeObject Pending_Type = {
 int
 pending_ready(void)
 {
-    hash_init();
     return PyType_Ready(&Pending_Type) < 0 || PyType_Ready(&PendingIter_Type) < 0 ? -1 : 0;
 }

@@ -12,7 +12,7 @@
  * (a checkpoint's counts) can, as it could the dict.
  *
  * Keys as in pending.c: the UTF-8 of the str (surrogates passed through, so any str comes
- * back equal), hashed with pending.c's hash_key (keyed from CPython's hash secret); a
+ * back equal), hashed with hash.c's hash_key (keyed from CPython's hash secret); a
  * piece ID fits in its entry.
  * Layout: the entries in insertion order without holes (the decrement and a delete squeeze
  * them and rebuild the index), and an open-addressing index with 2 slots per entry.
