@@ -370,6 +370,8 @@ apply_line(Ctx *ctx, const CommonLine *c)
         if (done_in_c < 0)
             goto done;
         if (!done_in_c) {
+            if (geo_adds_flush(ctx) < 0) /* record() may close the slot they are in */
+                goto done;
             geo_forget(ctx); /* record() may open a slot or swap the cache */
             remote = PyUnicode_DecodeASCII(c->remote, c->remote_len, NULL);
             size = remote ? PyLong_FromLongLong(c->size) : NULL;
@@ -526,6 +528,8 @@ ctx_clear(Ctx *ctx)
     Py_CLEAR(ctx->geo_record);
     Py_CLEAR(ctx->geo_clock);
     Py_CLEAR(ctx->event_counts);
+    for (int i = 0; i < GEO_ADDS; i++) /* written back by flush, unless that failed */
+        Py_CLEAR(ctx->geo_adds[i].entry);
     geo_forget(ctx);
     Py_CLEAR(ctx->pending);
     sats_clear(ctx);

@@ -128,6 +128,8 @@ write_back_as(Ctx *ctx, int full, int plain)
             if (flush_hist(&ctx->hists[i], full) < 0)
                 rc = -1;
         Py_CLEAR(ctx->pending);
+        if (geo_adds_flush(ctx) < 0)
+            rc = -1;
         geo_forget(ctx);
         if (ctx->newest_dirty && set_attr_double(ctx->state, a_newest, ctx->newest) < 0)
             rc = -1;

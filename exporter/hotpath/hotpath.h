@@ -136,6 +136,12 @@ typedef struct {
     } geo_memo[GEO_MEMO];
     int geo_memo_used;
     Py_ssize_t geo_generation;                  /* locator._generation */
+#define GEO_ADDS 64 /* entry -> the transfers and bytes not yet added to it (geo.c) */
+    struct {
+        PyObject *entry;
+        long long count, bytes;
+    } geo_adds[GEO_ADDS];
+    int geo_adds_used;
     /* the counts whose key may be new to its dict, in the order of their first line: the
      * write-back puts them in first (note, flush.c) */
 #define NOTED 64
@@ -228,6 +234,7 @@ int may_be_transfer(const char *p, Py_ssize_t n);
 int events_write_back(Ctx *ctx, int full);
 /* geo.c */
 void geo_forget(Ctx *ctx);
+int geo_adds_flush(Ctx *ctx);
 int geo_record_fast(Ctx *ctx, const CommonLine *c, PyObject *action);
 
 #endif
