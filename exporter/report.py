@@ -14,10 +14,7 @@ import sys
 import time
 from typing import IO
 
-from prometheus_client import CollectorRegistry, generate_latest
-
 from exporter import reporttable
-from exporter.collector import LogCollector
 from exporter.runner import NodeRunner
 from exporter.state import NodeState
 from logstream.docker import DockerJsonSource
@@ -112,6 +109,11 @@ def build_states(nodes: list[tuple[str, str]], show_progress: bool, geo=None):
 
 
 def exposition(runners: list[NodeRunner], extra_collectors=()) -> bytes:
+    # imported here, not at the top: the default table needs no prometheus_client (~50 ms)
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from exporter.collector import LogCollector
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LogCollector(runners))
     for collector in extra_collectors:
