@@ -292,33 +292,16 @@ clock_now(Ctx *ctx, double *now)
 }
 
 /* entry[0] += 1; entry[1] += size, for an entry of the current slot: 1, or -1 on error */
+/* entry[0] += transfers; entry[1] += size (Python ints: no bound). Once a batch per entry
+ * (add_to_entry below adds up in C), so no fast path for small ints is worth its lines. */
 static int
 add_now(PyObject *entry, long long transfers, long long size)
 {
-    PyObject *n = PyList_GET_ITEM(entry, 0), *b = PyList_GET_ITEM(entry, 1);
-    if (PyLong_CheckExact(n) && PyLong_CheckExact(b)) { /* the same ints, without PyNumber_Add */
-        int over_n, over_b;
-        long long count = PyLong_AsLongLongAndOverflow(n, &over_n);
-        long long bytes = PyLong_AsLongLongAndOverflow(b, &over_b);
-        /* (an exact int never fails here; a value past 64 bits takes PyNumber_Add) */
-        if (!over_n && !over_b && !__builtin_add_overflow(count, transfers, &count) &&
-            !__builtin_add_overflow(bytes, size, &bytes)) {
-            PyObject *new_n = PyLong_FromLongLong(count), *new_b = PyLong_FromLongLong(bytes);
-            if (new_n == NULL || new_b == NULL) {
-                Py_XDECREF(new_n);
-                Py_XDECREF(new_b);
-                return -1;
-            }
-            PyList_SetItem(entry, 0, new_n); /* steals */
-            PyList_SetItem(entry, 1, new_b);
-            return 1;
-        }
-    }
-    PyObject *one = PyLong_FromLongLong(transfers), *bytes_add = PyLong_FromLongLong(size);
-    PyObject *count = one ? PyNumber_Add(PyList_GET_ITEM(entry, 0), one) : NULL;
-    PyObject *bytes = bytes_add ? PyNumber_Add(PyList_GET_ITEM(entry, 1), bytes_add) : NULL;
-    Py_XDECREF(one);
-    Py_XDECREF(bytes_add);
+    PyObject *dn = PyLong_FromLongLong(transfers), *db = PyLong_FromLongLong(size);
+    PyObject *count = dn ? PyNumber_Add(PyList_GET_ITEM(entry, 0), dn) : NULL;
+    PyObject *bytes = db ? PyNumber_Add(PyList_GET_ITEM(entry, 1), db) : NULL;
+    Py_XDECREF(dn);
+    Py_XDECREF(db);
     if (count == NULL || bytes == NULL) {
         Py_XDECREF(count);
         Py_XDECREF(bytes);
