@@ -20,6 +20,7 @@ from exporter.config import (
     parse_api_flag,
     parse_node_flag,
 )
+from exporter.signals import SignalWaiter
 from logstream.logsetup import FORMATS
 from logstream.logsetup import setup as setup_logging
 
@@ -183,37 +184,23 @@ def run_exporter(config: Config, ready: threading.Event | None = None,
 
     exporter = Exporter(config)
     exporter.build()
-    wake = threading.Event()
-    pending: list[str] = []
-
-    def signalled(signum, _frame) -> None:
-        pending.append("hup" if signum == getattr(signal, "SIGHUP", None) else "stop")
-        wake.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, signalled)
-    if reread is not None and hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, signalled)
+    hup = getattr(signal, "SIGHUP", None) if reread is not None else None
+    signals = SignalWaiter((signal.SIGTERM, signal.SIGINT, *([hup] if hup else [])))
     exporter.start()
     if ready is not None:
         ready.set()
-    while True:
-        wake.wait()
-        wake.clear()
-        if "stop" in pending:
-            break
-        while pending:
-            pending.pop()
-            try:
-                exporter.reload(reread())
-            except ConfigError as exc:
-                log.error("reload failed, still running the previous config: %s",
-                          "; ".join(exc.problems))
-            except Exception as exc:  # never die on a reload
-                log.error("reload failed, still running the previous config: %s: %s",
-                          type(exc).__name__, exc)
+    while signals.wait() == hup:
+        try:
+            exporter.reload(reread())
+        except ConfigError as exc:
+            log.error("reload failed, still running the previous config: %s",
+                      "; ".join(exc.problems))
+        except Exception as exc:  # never die on a reload
+            log.error("reload failed, still running the previous config: %s: %s",
+                      type(exc).__name__, exc)
     log.info("shutting down")
     exporter.stop()
+    signals.close()
     return 0
 
 

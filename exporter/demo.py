@@ -18,6 +18,7 @@ import threading
 import time
 
 from exporter.config import Config, ConfigError, NodeConfig, check_telemetry_path
+from exporter.signals import SignalWaiter
 
 log = logging.getLogger("exporter.demo")
 
@@ -89,16 +90,17 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError:
         api.stop()
         raise
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    signals = SignalWaiter((signal.SIGTERM, signal.SIGINT))
     exporter.start()
     writer.start()
     log.info("demo node writes %s at %.0f lines/s; simulated node API at %s",
              path, args.rate, api.url)
     for line in next_steps(config, exporter.web is not None and exporter.web.tls is not None):
         log.info("%s", line)
-    stop.wait()
+    signals.wait()
+    stop.set()
     log.info("shutting down")
     exporter.stop()
     api.stop()
+    signals.close()
     return 0

@@ -76,7 +76,10 @@ def test_sighup_reloads_the_tls_certificate(tmp_path):
         cert.write_bytes(new_cert.read_bytes())
         key.write_bytes(new_key.read_bytes())
         proc.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: served() != before, timeout=10, what="the new certificate")
+        try:
+            wait_for(lambda: served() != before, timeout=10, what="the new certificate")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the exporter logged:\n{proc.logged()}") from None
         assert ssl.PEM_cert_to_DER_cert(served()) == ssl.PEM_cert_to_DER_cert(
             new_cert.read_text())
         assert proc.request("/healthz")[0] == 200  # verified against the CA

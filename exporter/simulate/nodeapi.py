@@ -61,7 +61,6 @@ CLI: `python -m exporter.simulate.nodeapi --listen 127.0.0.1:PORT --version v1.1
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -72,6 +71,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from exporter.signals import SignalWaiter
 from exporter.simulate.nodeapi_documents import NodeApiDocuments, validate_scenario
 from exporter.simulate.nodeapi_model import DATA_DIR, VERSIONS, parse_time, rfc3339
 
@@ -260,14 +260,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"simulated node API: error: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signals = SignalWaiter((signal.SIGTERM, signal.SIGINT))
     sim.start()
     print(f"simulated storagenode {sim.version} dashboard API on {sim.url}", flush=True)
     if args.scenario:
         threading.Thread(target=_watch, args=(args.scenario, sim, stop), daemon=True).start()
-    with contextlib.suppress(KeyboardInterrupt):
-        stop.wait()
+    signals.wait()
+    stop.set()
     sim.stop()
+    signals.close()
     return 0
 
 
