@@ -16,7 +16,8 @@ from exporter.state import NodeState
 from tests.test_hotpath import KINDS, T0, batched, everything, native, reference, via
 
 TS = "2026-08-20T10:15:{:02d}Z"
-LOGGERS = ["orders", "contact:service", "piecestore", "piecestore:endpoint", "", "x\\y"]
+LOGGERS = ["orders", "contact:service", "piecestore", "piecestore:endpoint", "", "x\\y", None,
+           None]
 LEVELS = ["INFO", "DEBUG", "WARN", "ERROR", "FATAL", "DPANIC", "info"]
 DATABASE = [f'"error": "{needle}"' for needle, _ in ERROR_TEXT_EVENTS] + [
     '"error": "database"', '"error": "DATABASE IS LOCKED"', '"x": "database is lock"']
@@ -24,8 +25,10 @@ MESSAGES = [*EVENTS, *housekeeping.READERS, *PIECESTORE, "Node 1.2.3 started", "
             "Node  started ", "node 1 started", "Node ", "not an event", "", "finished "]
 
 
-def line(i: int, level: str, logger: str, message: str, fields: str) -> str:
-    return f"{TS.format(i % 60)}\t{level}\t{logger}\t{message}\t{{{fields}}}"
+def line(i: int, level: str, logger: str | None, message: str, fields: str) -> str:
+    """The common layout; with `logger` None the updater's, which has no logger column."""
+    head = f"{TS.format(i % 60)}\t{level}\t" + ("" if logger is None else f"{logger}\t")
+    return f"{head}{message}\t{{{fields}}}"
 
 
 def event_lines(seed: int) -> list[str]:
@@ -34,7 +37,8 @@ def event_lines(seed: int) -> list[str]:
     rng = random.Random(seed)
     gen = [x.rstrip("\n") for x in LogGenerator(era="v1.99", seed=seed).lines(1500, T0)]
     odd = [("\t", "\t\t"), ("Z\t", "Z\r\t"), ("}", "}\r"), ("Z", "Z\x00"), ("Z", "é"),
-           ("T", " "), ("-", "_"), ("{", ""), ("}", ""), ("Z", " Z"), ("2026", "")]
+           ("T", " "), ("-", "_"), ("{", ""), ("}", ""), ("Z", " Z"), ("2026", ""),
+           ("T10:", "T10_"), ("08-20", "8-20"), ("\t{", "\t")]
     out = []
     for i, message in enumerate(MESSAGES * 6):
         fields = rng.choice(['"Process": "storagenode"', *DATABASE,
@@ -85,13 +89,19 @@ def test_new_event_keys_keep_their_order(kind):
 def test_plain_event_lines_do_not_reach_python():
     """The point of events.c: parse_line is not called for them; the others still go."""
     plain = [line(i, "INFO", "orders", "finished", '"satellite ID": "x"') for i in range(50)]
+    plain += [line(i, "INFO", None, "Downloading versions.", '"process": "storagenode-updater"')
+              for i in range(5)]
     plain += [line(1, "WARN", "db", "x", '"error": "database is locked"'),
+              line(1, "INFO", None, "Version is up to date", '"process": "storagenode-updater"'),
               line(2, "INFO", "Node", "Node v1.2 started", ""),
               line(3, "ERROR", "contact:service", "ping satellite failed ", '"a": 1')]
     python = [line(4, "INFO", "piecestore", "upload failed", '"a": 1'),
               line(5, "INFO", "retain", "Moved pieces to trash during retain", '"a": 1'),
               line(6, "INFO", "x", "finished", '"a": "é"'), line(7, "FATAL", "x", "finished", ""),
-              line(8, "INFO", "x", "finished", "") + "\r", line(9, "INFO", "x\tfinished", "y", "")]
+              line(8, "INFO", "x", "finished", "") + "\r", line(9, "INFO", "x\tfinished", "y", ""),
+              line(10, "INFO", None, "emptying trash finished", '"elapsed": "1s"'),
+              line(11, "INFO", None, "finished", "").replace("\t{}", "\tx"),
+              line(12, "INFO", None, "finished", "").replace("T10:", "T10_")]
     state = NodeState("n", native=True)
     seen = []
     real = state._line
@@ -100,6 +110,7 @@ def test_plain_event_lines_do_not_reach_python():
     assert seen == python
     assert state.events["orders_settled"] >= 50 and state.events["database_locked"] == 1
     assert state.events["node_started"] == 1 and state.events["ping_satellite_failed"] == 1
+    assert state.events["version_up_to_date"] == 1
     assert everything(state) == everything(reference(plain + python, None))
 
 

@@ -1,6 +1,7 @@
 /*
- * The plain event lines in C: a line of the common layout (`TS\tLEVEL\tLOGGER\tMESSAGE\t{...}`)
- * that is no piece transfer and no housekeeping line. For those, parser.parse_line computes
+ * The plain event lines in C: a line of the common layout (`TS\tLEVEL\tLOGGER\tMESSAGE\t{...}`),
+ * or of the updater's without a logger (`TS\tLEVEL\tMESSAGE\t{...}`, half the lines the v1.99
+ * bench log left to Python), that is no piece transfer and no housekeeping line. For those, parser.parse_line computes
  * only `event = events.classify_message(message)` (plus events.classify_error_text(fields)
  * for a WARN/ERROR line with "database" in its fields) and NodeState.apply adds
  * events[event] += 1, lines[level] += 1 and sets last_timestamp (issue 15: 27.7k such lines
@@ -306,19 +307,27 @@ apply_event(Ctx *ctx, const char *p, Py_ssize_t n)
     if (!ready || n > MAX_LINE)
         return 0;
     const char *end = p + n, *tab[4], *q = p;
-    for (int i = 0; i < 4; i++) { /* exactly four tabs, and nothing below 0x20 or over 0x7f */
+    int tabs = 0; /* four, or three for the updater's layout without a logger */
+    for (; tabs < 4; tabs++) { /* and nothing below 0x20 or over 0x7f */
         q = next_stop(q, end);
-        if (q == end || *q != '\t')
+        if (q == end)
+            break;
+        if (*q != '\t')
             return 0;
-        tab[i] = q++;
+        tab[tabs] = q++;
     }
-    if (next_stop(q, end) != end)
+    if (tabs < 3 || (tabs == 4 && next_stop(q, end) != end))
         return 0;
-    const char *ts = p, *fields = tab[3] + 1;
+    const char *ts = p, *fields = tab[tabs - 1] + 1;
     Py_ssize_t ts_len = tab[0] - p, fields_len = end - fields;
-    /* parse_line: ts[10:11] == "T", ts[4:5] == "-", no space in ts, fields in braces */
-    if (ts_len < 11 || ts[10] != 'T' || ts[4] != '-' || memchr(ts, ' ', (size_t)ts_len) ||
-        fields_len < 2 || fields[0] != '{' || end[-1] != '}')
+    if (fields_len < 2 || fields[0] != '{' || end[-1] != '}')
+        return 0;
+    if (tabs == 4) { /* parse_line: ts[10:11] == "T", ts[4:5] == "-", no space in ts */
+        if (ts_len < 11 || ts[10] != 'T' || ts[4] != '-' || memchr(ts, ' ', (size_t)ts_len))
+            return 0;
+    }
+    else if (ts_len < 20 || ts[4] != '-' || ts[10] != 'T' || ts[13] != ':' ||
+             memchr(ts, ' ', (size_t)ts_len)) /* parser._parse_other_layout, _is_timestamp */
         return 0;
     const char *lv = tab[0] + 1;
     int level;
@@ -334,11 +343,13 @@ apply_event(Ctx *ctx, const char *p, Py_ssize_t n)
     }
     if (level < 0)
         return 0;
-    const char *logger = tab[1] + 1, *message = tab[2] + 1;
-    Py_ssize_t message_len = tab[3] - message;
+    /* without a logger: `TS\tLEVEL\tMESSAGE\t{...}`, parsed as logger "" */
+    const char *logger = tab[1] + 1, *message = tabs == 4 ? tab[2] + 1 : logger;
+    Py_ssize_t logger_len = tabs == 4 ? tab[2] - logger : 0;
+    Py_ssize_t message_len = tab[tabs - 1] - message;
     Message *m = lookup(message, message_len);
     if (m->text != NULL &&
-        (m->reader || (m->transfer && is_piecestore_logger(logger, tab[2] - logger))))
+        (m->reader || (m->transfer && is_piecestore_logger(logger, logger_len))))
         return 0;
     /* parser._other: events.classify_message, then the database texts of a WARN/ERROR line */
     int event = m->text != NULL ? m->event : -1;
