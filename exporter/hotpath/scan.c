@@ -140,20 +140,44 @@ size_number(const char **pp, const char *end, long long *value, int *fits)
     return 1;
 }
 
-/* (?:[^"\\]|\\.)*" as parser._ERROR_RE reads a value, without tabs or bytes >= 0x80 */
+/* the first '"', '\\', tab or byte >= 0x80 from p (or end): stop() that also stops at an
+ * escape (a failed line's errorVerbose is a stack trace of a few KB) */
+static inline const char *
+stop_or_escape(const char *p, const char *end)
+{
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), tab = _mm_set1_epi8('\t'),
+                  backslash = _mm_set1_epi8('\\');
+    for (; end - p >= 16; p += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        int m = _mm_movemask_epi8(
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, tab)),
+                         _mm_or_si128(_mm_cmpeq_epi8(v, backslash), v)));
+        if (m != 0)
+            return p + __builtin_ctz((unsigned)m);
+    }
+#endif
+    while (p < end && !QUOTED_STOP[(unsigned char)*p] && *p != '\\')
+        p++;
+    return p;
+}
+
+/* (?:[^"\\]|\\.)*" as parser._ERROR_RE reads a value, without tabs or bytes >= 0x80 (nor
+ * an escaped quote, tab or byte >= 0x80: those lines go to Python) */
 static int
 json_string(const char **pp, const char *end, const char **value, Py_ssize_t *len)
 {
     const char *p = *pp;
-    while (p < end && *p != '"') {
-        if (QUOTED_STOP[(unsigned char)*p])
+    for (;;) {
+        p = stop_or_escape(p, end);
+        if (p >= end)
             return 0;
-        if (*p == '\\' && (++p >= end || QUOTED_STOP[(unsigned char)*p]))
+        if (*p == '"')
+            break;
+        if (*p != '\\' || ++p >= end || QUOTED_STOP[(unsigned char)*p])
             return 0;
         p++;
     }
-    if (p >= end)
-        return 0;
     *value = *pp;
     *len = p - *pp;
     *pp = p + 1;
