@@ -55,7 +55,8 @@ class LineSplitter:
         held = len(self._partial)
         buf = self._buffer
         if buf is None or len(buf) < held + size:
-            buf = self._buffer = bytearray(held + size)
+            # with room for longer held-back lines than this one: each new buffer is zeroed
+            buf = self._buffer = bytearray(held + size + (size >> 4))
         buf[:held] = self._partial
         with memoryview(buf) as view:
             n = fh.readinto(view[held : held + size]) or 0
