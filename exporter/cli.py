@@ -20,7 +20,6 @@ from exporter.config import (
     parse_api_flag,
     parse_node_flag,
 )
-from exporter.signals import SignalWaiter
 from logstream.logsetup import FORMATS
 from logstream.logsetup import setup as setup_logging
 
@@ -181,6 +180,7 @@ def run_exporter(config: Config, ready: threading.Event | None = None,
     """Build and run until SIGTERM/SIGINT; on SIGHUP apply `reread()` (a fresh Config from
     the same flags and files). A config that does not load keeps the running one."""
     from exporter.app import Exporter
+    from exporter.signals import SignalWaiter
 
     exporter = Exporter(config)
     exporter.build()

@@ -20,12 +20,14 @@ no changes made by other hosts; the loop's bounded idle poll finds them.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import logging
 import os
 import struct
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ctypes
 
 log = logging.getLogger("exporter.source")
 
@@ -61,6 +63,9 @@ class Inotify:
     @classmethod
     def open(cls) -> Inotify | None:
         """None where inotify cannot be used (the caller polls)."""
+        import ctypes  # here: `report` and the checks never open one (ctypes.util costs ~6 ms)
+        import ctypes.util
+
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
             init = libc.inotify_init1
@@ -79,6 +84,8 @@ class Inotify:
         """The watch descriptor, or None (missing path, no permission, watch limit)."""
         wd = self._libc.inotify_add_watch(self.fd, os.fsencode(path), mask)
         if wd < 0:
+            import ctypes
+
             err = ctypes.get_errno()
             if err == errno.ENOSPC:
                 log.warning("inotify watch limit reached (fs.inotify.max_user_watches) at %s; "
