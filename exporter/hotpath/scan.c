@@ -103,7 +103,36 @@ quoted(const char **pp, const char *end, const char **value, Py_ssize_t *len)
     return 1;
 }
 
-/* -?\d+ ; the value is kept only when it fits (18 digits), otherwise *ok = 0 */
+/* The digits among the 8 bytes at p as 0..9 each, and how many lead (0 to 8): a byte is a
+ * digit when neither w - '0' nor w + (0x7f - '9') nor w has its high bit set. A borrow or
+ * carry only reaches the bytes after the first non-digit. */
+static inline int
+leading_digits(const char *p, uint64_t *x)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    *x = w - ONES * '0';
+    uint64_t bad = (*x | (w + ONES * (0x7f - '9')) | w) & HIGHS;
+    return bad ? __builtin_ctzll(bad) >> 3 : 8;
+}
+
+/* the value of the n (1 to 8) digits of leading_digits: moved to the top bytes (the bytes in
+ * front become leading zeros), then the pairs, quads and halves added up (simdjson's
+ * parse_eight_digits_unrolled) */
+static inline uint64_t
+digits_value(uint64_t x, int n)
+{
+    x = n == 8 ? x : (x & ((1ULL << (8 * n)) - 1)) << (8 * (8 - n));
+    x = x * 10 + (x >> 8);
+    x = ((x & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32)) +
+         ((x >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32))) >> 32;
+    return x & 0xFFFFFFFFULL;
+}
+
+static const uint64_t POW10[9] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                  100000000};
+
+/* -?\d+ ; *fits when it has at most 18 digits, and then *value is its value (else undefined) */
 static inline __attribute__((always_inline)) int
 number(const char **pp, const char *end, int minus, long long *value, int *fits)
 {
@@ -111,16 +140,23 @@ number(const char **pp, const char *end, int minus, long long *value, int *fits)
     if (minus && p < end && *p == '-')
         p++;
     const char *digits = p;
-    long long v = 0;
-    while (p < end && *p >= '0' && *p <= '9') {
-        if (p - digits < 18)
-            v = v * 10 + (*p - '0');
-        p++;
+    uint64_t v = 0;
+    int n = 8;
+    while (n == 8 && end - p >= 8) { /* 8 bytes at a time, the value up to 18 digits */
+        uint64_t x;
+        n = leading_digits(p, &x);
+        if (n > 0 && p - digits + n <= 18)
+            v = v * POW10[n] + digits_value(x, n);
+        p += n;
     }
+    if (n == 8) /* fewer than 8 bytes left: one at a time */
+        for (; p < end && *p >= '0' && *p <= '9'; p++)
+            if (p - digits < 18)
+                v = v * 10 + (uint64_t)(*p - '0');
     if (p == digits)
         return 0;
     if (value != NULL) {
-        *value = v;
+        *value = (long long)v;
         *fits = (p - digits) <= 18;
     }
     *pp = p;
