@@ -1,7 +1,8 @@
 """Renders every node's log state at scrape time: as text for a text-format /metrics scrape
-(`LogCollector.text`, each node's block by its exporter/nodetext.py writer, kept while the node
-is unchanged), as fresh metric families for prometheus_client (`collect`: OpenMetrics scrapes,
-`report --format prometheus`, backfill). Both give the same samples (tests/test_exposition.py).
+and `report --format prometheus` (`LogCollector.text`, each node's block by its
+exporter/nodetext.py writer, kept while the node is unchanged; no prometheus_client needed), as
+fresh metric families for prometheus_client (`collect`: OpenMetrics scrapes, report with geo
+collectors, backfill). Both give the same bytes (tests/test_exposition.py).
 
 Each node is rendered on its own and checked before its samples join the scrape: a value
 that is not a finite number (it cannot come from a log line, see exporter/parser.py, but a
@@ -17,17 +18,9 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import accumulate
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-
-from exporter import exposition
-from exporter.housekeeping import METRICS
+from exporter.families import FAMILIES, join
 from exporter.nodetext import (
     DURATION_LE,
     HOUSE_LE,
@@ -44,6 +37,9 @@ from exporter.runner import NodeRunner
 from exporter.satellites import SATELLITES
 from exporter.state import ACTIONS, INGRESS_ACTIONS
 from exporter.tallies import TimestampCache
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
 
 log = logging.getLogger("exporter.collector")
 T = TypeVar("T")
@@ -114,7 +110,7 @@ class LogCollector:
                 self._cache = {runner.name: self._cache[runner.name] for runner in runners}
                 self._writers = {name: self._writers[name] for name in self._cache
                                  if name in self._writers}
-                self._joined = exposition.join(TEMPLATE, blocks)
+                self._joined = join(FAMILIES, blocks)
             return self._joined  # the same object while nothing changed (exposition.Gzip)
 
     @contextmanager
@@ -177,113 +173,22 @@ def _short(exc: Exception) -> str:
 
 
 def _families() -> dict[str, Metric]:
-    """Empty metric families of the log metrics, in exposition order."""
-    node_l = ["node"]
-    transfers = CounterMetricFamily(
-        "storagenode_transfers", "Finished piece transfers.",
-        labels=["node", "satellite", "action", "result"],
+    """Empty prometheus_client families of the log metrics (exporter/families.py), in
+    exposition order; imported here, as the text path needs no prometheus_client."""
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
     )
-    ingress = CounterMetricFamily(
-        "storagenode_ingress_bytes",
-        "Bytes received in piece uploads (Size of the line: always the bytes received).",
-        labels=["node", "satellite", "action", "result"],
-    )
-    egress = CounterMetricFamily(
-        "storagenode_egress_bytes",
-        "Bytes sent in piece downloads: Size of a success; of a canceled/failed one only what "
-        "the line says was sent (its Size is the requested size since v1.99).",
-        labels=["node", "satellite", "action", "result"],
-    )
-    requested = CounterMetricFamily(
-        "storagenode_transfer_requested_bytes",
-        "Requested size (Size) of canceled and failed piece downloads.",
-        labels=["node", "satellite", "action", "result"],
-    )
-    sizes = HistogramMetricFamily(
-        "storagenode_transfer_size_bytes", "Size of successful transfers.",
-        labels=["node", "action"],
-    )
-    durations = HistogramMetricFamily(
-        "storagenode_transfer_duration_seconds",
-        "Time from '... started' to the finished line (needs debug logs since v1.116).",
-        labels=["node", "action", "result"],
-    )
-    errors = CounterMetricFamily(
-        "storagenode_transfer_errors", "Failed transfers by normalised reason.",
-        labels=["node", "action", "reason"],
-    )
-    in_flight = GaugeMetricFamily(
-        "storagenode_transfers_in_flight", "Started transfers not finished yet.",
-        labels=["node", "action"],
-    )
-    expired = CounterMetricFamily(
-        "storagenode_transfer_starts_expired",
-        "'... started' lines never matched by a finished line.", labels=node_l,
-    )
-    events = CounterMetricFamily(
-        "storagenode_events", "Other log events (see docs/metrics.md).",
-        labels=["node", "event"],
-    )
-    top = GaugeMetricFamily(
-        "storagenode_top_piece_downloads",
-        "Most requested pieces (GET, approximate lower-bound counts, top 10).",
-        labels=["node", "piece_id"],
-    )
-    lines = CounterMetricFamily(
-        "storagenode_log_lines", "Parsed log lines by level.", labels=["node", "level"]
-    )
-    unparsed = CounterMetricFamily(
-        "storagenode_log_unparsed_lines", "Lines that are not storagenode log lines.",
-        labels=node_l,
-    )
-    up = GaugeMetricFamily(
-        "storagenode_log_source_up", "1 while the log source is readable.", labels=node_l
-    )
-    last = GaugeMetricFamily(
-        "storagenode_log_last_line_timestamp_seconds",
-        "Timestamp written in the newest parsed line.", labels=node_l,
-    )
-    source_counters = {
-        name: CounterMetricFamily(f"storagenode_log_source_{name}", doc, labels=node_l)
-        for name, doc in (
-            ("bytes_read", "Bytes read from the log source."),
-            ("rotations", "Rename rotations followed."),
-            ("truncations", "Truncations (copytruncate) detected."),
-            ("reconnects", "Reconnections of a streamed source."),
-        )
-    }
-    oversized = CounterMetricFamily(
-        "storagenode_log_oversized_lines",
-        "Lines over the line length limit (also counted as unparsed).", labels=node_l,
-    )
-    cancels = CounterMetricFamily(
-        "storagenode_transfer_cancel_reasons",
-        "Canceled transfers whose line gives a reason, by normalised reason.",
-        labels=["node", "action", "reason"],
-    )
-    available = GaugeMetricFamily(
-        "storagenode_available_space_bytes",
-        "Available Space of the newest 'upload started' line (the node's own view).",
-        labels=node_l,
-    )
-    house: dict[str, Metric] = {}
-    for metric, (name, kind, doc, labels) in METRICS.items():
-        family = CounterMetricFamily if kind == "counter" else HistogramMetricFamily
-        house[f"house_{metric}"] = family(name, doc, labels=["node", *labels])
-    return {
-        "transfers": transfers, "ingress": ingress, "egress": egress,
-        "requested": requested, "sizes": sizes,
-        "durations": durations, "errors": errors, "in_flight": in_flight,
-        "expired": expired, "events": events, "top": top, "lines": lines,
-        "unparsed": unparsed, "up": up, "last": last,
-        **{f"source_{k}": v for k, v in source_counters.items()}, "oversized": oversized,
-        "cancels": cancels, "available": available, **house,
-    }
+
+    kinds = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily,
+             "histogram": HistogramMetricFamily}
+    return {key: kinds[f.type](f.name, f.documentation, labels=f.labels)
+            for key, f in FAMILIES.items()}
 
 
-#: the families' names, help and labels: the headers of the text and NodeText's series names
-TEMPLATE = _families()
-NAMES = series_names(TEMPLATE)
+#: NodeText's series names, for every node
+NAMES = series_names(FAMILIES)
 
 
 def _render(runner: NodeRunner, snap: dict, f: dict[str, Metric], clock: TimestampCache) -> None:

@@ -4,12 +4,12 @@ prometheus_client spends ~13 µs a sample turning metric families into text; at 
 (~28k samples) that is most of a scrape. The log families are therefore written directly
 (exporter/nodetext.py, one block per node and family that the collector keeps until that
 node's state changes) in the byte-identical format of `prometheus_client.generate_latest`,
-and joined here under their headers. The node API families are written as text too, each
-node's block kept until its poll results change (exporter/nodeapi/text.py): while a text scrape
-collects the registry (`writing_text()`), that collector yields its text as one `Prerendered`,
-which `body()` puts where its families would be (after the process metrics). Everything else on
-/metrics (build info, process, geo) still comes from the registry, and OpenMetrics-only clients
-get prometheus_client's own path (exporter/http.py).
+and joined under their headers (exporter/families.py). The node API families are written as
+text too, each node's block kept until its poll results change (exporter/nodeapi/text.py):
+while a text scrape collects the registry (`writing_text()`), that collector yields its text as
+one `Prerendered`, which `body()` puts where its families would be (after the process metrics).
+Everything else on /metrics (build info, process, geo) still comes from the registry, and
+OpenMetrics-only clients get prometheus_client's own path (exporter/http.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prometheus_client.core import Metric
@@ -85,23 +85,6 @@ def parts(registry) -> list[bytes | Prerendered]:
 def rest(registry) -> bytes:
     """generate_latest(registry), with the Prerendered texts put where they were yielded."""
     return b"".join(p.data if isinstance(p, Prerendered) else p for p in parts(registry))
-
-
-def header(family: Metric) -> str:
-    """The HELP and TYPE lines of a family, named as the text format names it."""
-    name = family.name + "_total" if family.type == "counter" else family.name
-    doc = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
-    return f"# HELP {name} {doc}\n# TYPE {name} {family.type}\n"
-
-
-def join(template: dict[str, Metric], blocks: Iterable[dict[str, str]]) -> str:
-    """Every family's header once, then that family's block of each node, in node order."""
-    blocks = list(blocks)
-    out = []
-    for key, family in template.items():
-        out.append(header(family))
-        out.extend(block[key] for block in blocks if key in block)
-    return "".join(out)
 
 
 def wants_text(accept: str | None) -> bool:

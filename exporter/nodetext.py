@@ -4,10 +4,11 @@ A node whose state changed between scrapes is written again. Through prometheus_
 cost ~4-5 ms a node (a Sample tuple and a label dict per sample, `add_metric`, then the
 formatting), most of a scrape of a busy fleet. `NodeText` writes the same bytes as
 `generate_latest` of exporter/collector.py's families (tests/test_exposition.py checks every
-fixture) without them: the label part of each series (`name{a="x",node="n1"} `, labels sorted
-by name, values escaped) is built once per node and kept, so a sample costs one dict lookup
-and one number. The series themselves (which events, levels and housekeeping counters are
-shown at 0) come from the helpers here, shared with the families of `collect()`.
+fixture) without them, nor prometheus_client (it renders from exporter/families.py): the label
+part of each series (`name{a="x",node="n1"} `, labels sorted by name, values escaped) is built
+once per node and kept, so a sample costs one dict lookup and one number. The series themselves
+(which events, levels and housekeeping counters are shown at 0) come from the helpers here,
+shared with the families of `collect()`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ import math
 from collections.abc import Callable, Iterable
 from itertools import accumulate
 
-from prometheus_client.core import Metric
-from prometheus_client.utils import floatToGoString
-
 from exporter.events import EVENT_NAMES
+from exporter.families import Family
 from exporter.housekeeping import HOUSE_BUCKETS, METRICS
 from exporter.satellites import INVALID, OVERFLOW, SATELLITES, UNKNOWN
 from exporter.state import ACTIONS, DURATION_BUCKETS, INGRESS_ACTIONS, SIZE_BUCKETS
@@ -101,7 +100,24 @@ def number(value) -> str:
             raise ValueError(f"{value!r} is not a finite number")
     elif not math.isfinite(value):
         raise ValueError(f"{value!r} is not a finite number")
-    return floatToGoString(value)  # raises OverflowError for an int beyond a float
+    return go_float(value)  # raises OverflowError for an int beyond a float
+
+
+def go_float(value) -> str:
+    """`prometheus_client.utils.floatToGoString` (compared in tests/test_exposition.py), here so
+    the text path needs no prometheus_client: Go's exponent form from 1e7 up (repr() has it
+    from 1e16), `+Inf`, `-Inf`, `NaN`."""
+    d = float(value)
+    if math.isinf(d):
+        return "+Inf" if d > 0 else "-Inf"
+    if math.isnan(d):
+        return "NaN"
+    s = repr(d)
+    dot = s.find(".")
+    if d > 0 and dot > 6:
+        mantissa = f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0.")
+        return f"{mantissa}e+{dot - 1:02d}"
+    return s
 
 
 def _escape(value: str) -> str:
@@ -121,11 +137,11 @@ def template(name: str, labels: Iterable[tuple[str, str | None]]) -> tuple[str, 
     return (*cut, text + "} ")
 
 
-def series_names(template: dict[str, Metric]) -> dict[str, tuple[str, tuple[str, ...]]]:
+def series_names(families: dict[str, Family]) -> dict[str, tuple[str, tuple[str, ...]]]:
     """Family key -> (its sample name, or a histogram's base name; label names after
-    `node`), from the families of exporter/collector.py (their label order)."""
-    return {key: (f.name + "_total" if f.type == "counter" else f.name, tuple(f._labelnames[1:]))
-            for key, f in template.items()}
+    `node`), from exporter/families.py (their label order)."""
+    return {key: (f.name + "_total" if f.type == "counter" else f.name, f.labels[1:])
+            for key, f in families.items()}
 
 
 def _in_actions(keys: Iterable[str]) -> tuple[str, ...]:

@@ -109,10 +109,12 @@ def build_states(nodes: list[tuple[str, str]], show_progress: bool, geo=None):
 
 
 def exposition(runners: list[NodeRunner], extra_collectors=()) -> bytes:
-    # imported here, not at the top: the default table needs no prometheus_client (~50 ms)
-    from prometheus_client import CollectorRegistry, generate_latest
-
+    """The text exposition of the nodes' log metrics, then of `extra_collectors` (geo)."""
     from exporter.collector import LogCollector
+
+    if not extra_collectors:  # the text writer, the bytes of generate_latest: no
+        return LogCollector(runners).text().encode()  # prometheus_client to import (~50 ms)
+    from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LogCollector(runners))

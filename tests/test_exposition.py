@@ -15,7 +15,7 @@ from prometheus_client.utils import floatToGoString
 
 from exporter.collector import LogCollector
 from exporter.exposition import Gzip, Prerendered
-from exporter.nodetext import number
+from exporter.nodetext import go_float, number
 from exporter.report import build_states
 from exporter.runner import NodeRunner
 from exporter.satellites import SATELLITES, encode_node_id
@@ -167,6 +167,31 @@ def test_number_of_many_ints_and_floats_is_floatToGoString():
             assert number(n) == floatToGoString(n), n
             f = n / rng.choice((1, 3, 7, 1000, 2**20))
             assert number(f) == floatToGoString(f), f
+
+
+GO_FLOATS = [
+    0, 1, -1, 7, 999_999, 1_000_000, 9_999_999, 10**7, 12_345_678, 10**15, 2**53 + 1, 10**22,
+    -10**7, True, False, 0.0, -0.0, 0.1, 1e-7, 1e-300, 5e-324, 2.5, 123456.7, 1e6, 1e7,
+    1.25e7, 99999999.5, 1e15, 1e16, 1e21, 1e22, 1e100, -1e7, -1.5e22, 1.7976931348623157e308,
+    float("inf"), float("-inf"), float("nan"),
+]
+
+
+@pytest.mark.parametrize("value", GO_FLOATS, ids=repr)
+def test_go_float_is_floatToGoString(value):
+    assert go_float(value) == floatToGoString(value)
+
+
+def test_go_float_of_many_ints_and_floats_is_floatToGoString():
+    rng = random.Random(16)
+    for digits in range(1, 25):
+        for _ in range(200):
+            n = rng.randrange(10 ** (digits - 1), 10**digits) * rng.choice((1, -1))
+            assert go_float(n) == floatToGoString(n), n
+            f = n / rng.choice((1, 3, 7, 1000, 2**20, 10**9))
+            assert go_float(f) == floatToGoString(f), f
+            e = rng.uniform(-1, 1) * 10.0 ** rng.randrange(-320, 308)
+            assert go_float(e) == floatToGoString(e), e
 
 
 @pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 10**400])

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from prometheus_client.core import Metric
 from prometheus_client.utils import floatToGoString
 
-from exporter.exposition import header
+from exporter.families import header
 from exporter.nodetext import number
 
 _HEADERS: dict[tuple[str, str, str], str] = {}  # (name, help, type) -> the HELP/TYPE lines
