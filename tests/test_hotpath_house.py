@@ -154,9 +154,14 @@ def line(i: int, logger: str | None, message: str, fields: str, level: str = "IN
     return f"{head}{message}\t{{{fields}}}"
 
 
-def plain_lines() -> list[str]:
-    return [line(i, logger, message, fields) for i, (logger, message, fields)
+def plain_lines(level: str = "INFO") -> list[str]:
+    return [line(i, logger, message, fields, level) for i, (logger, message, fields)
             in enumerate(PLAIN)]
+
+
+def other_levels() -> list[str]:
+    """At the other levels C reads (the message gives the event: no `database` text does)."""
+    return plain_lines("DEBUG") + plain_lines("WARN") + plain_lines("ERROR")
 
 
 def hostile_lines() -> list[str]:
@@ -186,7 +191,7 @@ def generated(seed: int) -> list[str]:
 
 def corpus(seed: int) -> list[str]:
     rng = random.Random(seed)
-    lines = plain_lines() + hostile_lines()
+    lines = plain_lines() + hostile_lines() + other_levels()
     rng.shuffle(lines)
     gen = generated(seed)
     out = list(KNOWN)
@@ -228,7 +233,7 @@ def test_house_lines_alone_agree_with_the_reference(kind):
 
 @native
 def test_plain_house_lines_do_not_reach_python():
-    plain = plain_lines()
+    plain = plain_lines() + other_levels()
     state = NodeState("n", native=True)
     seen = []
     real = state._line
@@ -237,6 +242,7 @@ def test_plain_house_lines_do_not_reach_python():
     assert seen == []
     assert state.house[("gc_runs", SAT)] >= 3 and state.house[("trash_empty_runs", SAT)] >= 2
     assert ("filewalker_runs", "used_space", "unknown") in state.house
+    assert state.lines["warn"] == state.lines["error"] == len(PLAIN)
     agree(state, reference(KNOWN + plain, None))
 
 
