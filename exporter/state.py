@@ -71,6 +71,9 @@ def _native() -> tuple[Callable | None, Callable[[], dict] | None]:
     # and the plain event lines (parser._other), by the tables of events.py and the parser
     _hotpath.set_events(events.EVENTS, events.ERROR_TEXT_EVENTS, housekeeping.READERS,
                         parser.PIECESTORE, parser.PIECESTORE_LOGGERS)
+    # and three housekeeping lines (retain, trash, used-space), applied as _house does
+    _hotpath.set_house(Histogram, HOUSE_BUCKETS, HOUSE_MAX, housekeeping.MAX_COUNT,
+                       housekeeping.MAX_SECONDS, housekeeping.UNKNOWN)
     return _hotpath.scan, _hotpath.Pending
 
 

@@ -61,7 +61,26 @@ def hostile() -> list[bytes]:
         b"\x00" * 64 + b"\n" + down().encode(), b"\xef\xbb\xbf" + up().encode(),
         down().encode().replace(b"INFO", b"INF\x00"),
     ]
-    return raw + [x.encode("utf-8", "surrogatepass") for x in events()]
+    return raw + [x.encode("utf-8", "surrogatepass") for x in events() + house()]
+
+
+def house() -> list[str]:
+    """The housekeeping lines exporter/hotpath/house.c applies, behind a download of their
+    satellite (so that NodeState._house knows it and C may apply them), and near misses."""
+    retain = (f'{TS}\tINFO\tretain\tMoved pieces to trash during retain\t{{"process": '
+              f'"storagenode", "Deleted pieces": 21494, "Failed to delete": 1, "Pieces failed '
+              f'to read": 2, "Pieces count": 1666198, "Satellite ID": "{US1}", "Duration": '
+              f'"36m18.247884426s", "Retain Status": "enabled"}}')
+    trash = (f'{TS}\tINFO\tpieces:trash\temptying trash finished\t{{"process": "storagenode", '
+             f'"satellite_id": "{US1}", "elapsed": "245.1ms"}}')
+    used = (f'{TS}\tINFO\tlazyfilewalker.used-space-filewalker.subprocess\tused-space-filewalker '
+            f'completed\t{{"process": "storagenode", "satelliteID": "{US1}", "process": '
+            f'"storagenode", "piecesTotal": 1237233138276, "piecesContentSize": 12310469}}')
+    lines = [retain, trash, used, retain.replace("Deleted pieces", "num deleted"),
+             retain.replace("21494", "2.5"), retain.replace("36m18", "99999999h36m18"),
+             trash.replace("245.1ms", "2h3m4.5s"), trash.replace('"elapsed"', '"Elapsed"'),
+             used.replace("lazyfilewalker.", "").replace("}", ', "Lazy File Walker": false}')]
+    return ["\n".join([down(), *lines, *lines]), *lines]
 
 
 def events() -> list[str]:

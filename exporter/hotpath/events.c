@@ -14,7 +14,7 @@
  * of the checks in parser._other. Anything else -- a byte >= 0x80 or a control character
  * (NUL, `\r`) anywhere, another number of tabs, a level parse_line maps elsewhere (DPANIC,
  * PANIC, FATAL), a very long line, a transfer or housekeeping message -- goes to Python
- * unchanged. tests/test_hotpath.py (test_event_lines_*) holds the paths equal.
+ * unchanged; but for three housekeeping messages house.c reads (apply_house). tests/test_hotpath.py (test_event_lines_*) holds the paths equal.
  *
  * The counts take the deferred write-back of the others (flush.c), a key that may be new
  * noted in line order (hotpath.h note), so that the dicts' order is the one Python gives.
@@ -348,9 +348,13 @@ apply_event(Ctx *ctx, const char *p, Py_ssize_t n)
     Py_ssize_t logger_len = tabs == 4 ? tab[2] - logger : 0;
     Py_ssize_t message_len = tab[tabs - 1] - message;
     Message *m = lookup(message, message_len);
-    if (m->text != NULL &&
-        (m->reader || (m->transfer && is_piecestore_logger(logger, logger_len))))
+    if (m->text != NULL && m->transfer && is_piecestore_logger(logger, logger_len))
         return 0;
+    if (m->text != NULL && m->reader) { /* three of them in C (house.c), the rest in Python */
+        int house = apply_house(ctx, logger, logger_len, message, message_len, fields, end);
+        if (house <= 0)
+            return house;
+    }
     /* parser._other: events.classify_message, then the database texts of a WARN/ERROR line */
     int event = m->text != NULL ? m->event : -1;
     if (event < 0 && message_len >= 8 && memcmp(message, "Node ", 5) == 0 &&

@@ -232,6 +232,9 @@ int count_reason(Ctx *ctx, int action, int reason, int failed);
 int apply_event(Ctx *ctx, const char *p, Py_ssize_t n);
 int may_be_transfer(const char *p, Py_ssize_t n);
 int events_write_back(Ctx *ctx, int full);
+/* house.c: a housekeeping line it reads (1), or one for Python (0, nothing changed) */
+int apply_house(Ctx *ctx, const char *logger, Py_ssize_t logger_len, const char *message,
+                Py_ssize_t message_len, const char *fields, const char *end);
 /* geo.c */
 void geo_forget(Ctx *ctx);
 int geo_adds_flush(Ctx *ctx);

@@ -18,7 +18,8 @@
  * Every other line -- and any common-looking line it is not sure about -- goes to
  * NodeState._line, in order, so the Python parser stays the one reference; except the plain
  * event lines (no transfer, no housekeeping: parser._other's OTHER tuple), which events.c
- * counts by the tables of exporter/events.py the parser uses.
+ * counts by the tables of exporter/events.py the parser uses, and three housekeeping lines
+ * (retain, trash emptying, used-space filewalker), which house.c applies as NodeState._house.
  * tests/test_hotpath.py checks that all paths leave identical state.
  *
  * Rare branches call back into NodeState (_sweep, _evict_oldest, _new_satellite,
@@ -68,8 +69,9 @@ ascii_arg(PyObject *arg, const char *what, const char **s, Py_ssize_t *n)
 }
 
 extern const char scan_doc[], set_reasons_doc[], classify_doc[], timestamp_doc[];
-extern const char set_events_doc[];
+extern const char set_events_doc[], set_house_doc[];
 PyObject *set_events(PyObject *module, PyObject *args);
+PyObject *set_house(PyObject *module, PyObject *args);
 PyObject *py_timestamp(PyObject *module, PyObject *arg);
 PyObject *scan(PyObject *module, PyObject *args);
 PyObject *set_reasons(PyObject *module, PyObject *args);
@@ -79,6 +81,7 @@ static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
     {"set_reasons", set_reasons, METH_VARARGS, set_reasons_doc},
     {"set_events", set_events, METH_VARARGS, set_events_doc},
+    {"set_house", set_house, METH_VARARGS, set_house_doc},
     {"classify", py_classify, METH_O, classify_doc},
     {"timestamp", py_timestamp, METH_O, timestamp_doc},
     {NULL, NULL, 0, NULL},
