@@ -1,11 +1,12 @@
 /*
  * The plain event lines in C: a line of the common layout (`TS\tLEVEL\tLOGGER\tMESSAGE\t{...}`),
  * or of the updater's without a logger (`TS\tLEVEL\tMESSAGE\t{...}`, half the lines the v1.99
- * bench log left to Python), that is no piece transfer and no housekeeping line. For those, parser.parse_line computes
- * only `event = events.classify_message(message)` (plus events.classify_error_text(fields)
- * for a WARN/ERROR line with "database" in its fields) and NodeState.apply adds
- * events[event] += 1, lines[level] += 1 and sets last_timestamp (issue 15: 27.7k such lines
- * of the 1M-line v1.99 bench log cost 22 % of `report`'s instructions in the Python call).
+ * bench log left to Python), that is no piece transfer and no housekeeping line. For those,
+ * parser.parse_line computes only `event = events.classify_message(message)` (plus
+ * events.classify_error_text(fields) for a WARN/ERROR line with "database" in its fields) and
+ * NodeState.apply adds events[event] += 1, lines[level] += 1 and sets last_timestamp (issue
+ * 15: 27.7k such lines of the 1M-line v1.99 bench log cost 22 % of `report`'s instructions
+ * in the Python call).
  *
  * The tables are not copied from the source: state.py hands events.EVENTS,
  * events.ERROR_TEXT_EVENTS, the keys of housekeeping.READERS and parser.PIECESTORE and
@@ -14,7 +15,8 @@
  * of the checks in parser._other. Anything else -- a byte >= 0x80 or a control character
  * (NUL, `\r`) anywhere, another number of tabs, a level parse_line maps elsewhere (DPANIC,
  * PANIC, FATAL), a very long line, a transfer or housekeeping message -- goes to Python
- * unchanged; but for three housekeeping messages house.c reads (apply_house). tests/test_hotpath.py (test_event_lines_*) holds the paths equal.
+ * unchanged, but for the three housekeeping messages house.c reads (apply_house).
+ * tests/test_hotpath_events.py holds the paths equal.
  *
  * The counts take the deferred write-back of the others (flush.c), a key that may be new
  * noted in line order (hotpath.h note), so that the dicts' order is the one Python gives.
