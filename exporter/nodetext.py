@@ -120,7 +120,8 @@ def go_float(value) -> str:
     return s
 
 
-def _escape(value: str) -> str:
+def escape(value: str) -> str:
+    """A label value as the text format quotes it."""
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
@@ -133,7 +134,7 @@ def template(name: str, labels: Iterable[tuple[str, str | None]]) -> tuple[str, 
             cut.append(text + ("," if i else ""))
             text = ""
         else:
-            text += f'{"," if i else ""}{key}="{_escape(str(value))}"'
+            text += f'{"," if i else ""}{key}="{escape(str(value))}"'
     return (*cut, text + "} ")
 
 
@@ -159,7 +160,7 @@ class NodeText:
     def __init__(self, node: str, names: dict[str, tuple[str, tuple[str, ...]]],
                  shared: dict[tuple, tuple[str, ...]]) -> None:
         self.node = node
-        self._label = f'node="{_escape(node)}"'
+        self._label = f'node="{escape(node)}"'
         self._names = names  # series_names() of the families, shared by every node
         #: (family, label values but node) -> template(): the same for every node, so kept once
         self._shared = shared

@@ -112,9 +112,9 @@ def exposition(runners: list[NodeRunner], extra_collectors=()) -> bytes:
     """The text exposition of the nodes' log metrics, then of `extra_collectors` (geo)."""
     from exporter.collector import LogCollector
 
-    if not extra_collectors:  # the text writer, the bytes of generate_latest: no
-        return LogCollector(runners).text().encode()  # prometheus_client to import (~50 ms)
-    from prometheus_client import CollectorRegistry, generate_latest
+    if all(hasattr(c, "text") for c in extra_collectors):  # generate_latest's bytes, as text
+        return "".join(c.text() for c in (LogCollector(runners), *extra_collectors)).encode()
+    from prometheus_client import CollectorRegistry, generate_latest  # (~50 ms to import)
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LogCollector(runners))

@@ -266,21 +266,26 @@ def test_billions_still_fit_80_columns():
         assert f"{big:,}" in text or str(big) in text
 
 
-@pytest.mark.parametrize("fmt", ["table", "prometheus"])
-def test_the_report_imports_no_prometheus_client(fmt):
+@pytest.mark.parametrize("args", [["--format", "table"], ["--format", "prometheus"],
+                                  ["--format", "prometheus", "--geoip-db",
+                                   str(ROOT / "exporter" / "data" / "demo-geoip.mmdb")]])
+def test_the_report_imports_no_prometheus_client(args):
     """The default table is what operators run by hand, --format prometheus what textfile cron
-    jobs and the benchmark run: both start without prometheus_client (~50 ms, a third of the
-    start-up); the exposition is the text writer's (exporter/nodetext.py). Nor do they load
+    jobs and the benchmark run: all start without prometheus_client (~50 ms, a third of the
+    start-up), with --geoip-db too; the exposition is the text writers' (exporter/nodetext.py,
+    exporter/geo/collector.py). Nor do they load
     what only the server needs: ctypes (inotify, logstream/notify.py) and socket (the
     signal waiter, exporter/signals.py)."""
     log = FIXTURES / "logs" / "v1.146.log"
     probe = ("import sys; from exporter import cli; rc = cli.main(sys.argv[1:]); "
              "print(*sorted({'prometheus_client', 'ctypes', 'socket'} & "
              "set(sys.modules)), 'loaded', file=sys.stderr); sys.exit(rc)")
-    out = subprocess.run([sys.executable, "-c", probe, "report", "--node", f"n:{log}",
-                          "--format", fmt, "--no-progress"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60, check=True)
-    assert out.stderr.strip().splitlines()[-1] == "loaded", out.stderr
+    out = subprocess.run([sys.executable, "-c", probe, "report", "--node", f"n:{log}", *args,
+                          "--no-progress"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, check=True)
+    loaded = out.stderr.strip().splitlines()[-1].split()
+    # the GeoIP locator parses addresses with socket.inet_pton
+    assert loaded == (["socket", "loaded"] if "--geoip-db" in args else ["loaded"]), out.stderr
 
 
 class _Nothing:
@@ -301,3 +306,25 @@ def test_the_exposition_without_prometheus_client_is_generate_latest():
     text = exposition(runners)
     assert text == exposition(runners, [_Nothing()])
     assert text.count(b'node="both"') > 0
+
+
+def test_the_geo_exposition_without_prometheus_client_is_generate_latest():
+    """`report --geoip-db`: the geo families' text is byte for byte the registry's too
+    (label order, `_total`, escapes, floats)."""
+    from exporter.geo import GeoCollector, GeoLocator, GeoRecorder
+    from exporter.report import build_states, exposition
+
+    locator = GeoLocator(str(ROOT / "exporter" / "data" / "demo-geoip.mmdb"))
+    recorders: dict = {}
+
+    def geo(name):
+        return recorders.setdefault(name, GeoRecorder(locator, node=name))
+
+    weird = ('we"ird\\', str(FIXTURES / "logs" / "v1.146.log"))
+    nodes = [(log.stem, str(log)) for log in fixture_logs()] + [weird]
+    runners = build_states(nodes, show_progress=False, geo=geo)
+    collector = GeoCollector(recorders)
+    text = exposition(runners, [collector])
+    assert text == exposition(runners, [collector, _Nothing()])
+    assert text.count(b"storagenode_geo_transfers{") > 10
+    assert b'node="we\\"ird\\\\"' in text and b"storagenode_geo_overflow_transfers_total{" in text
