@@ -199,3 +199,20 @@ def test_private_peers_agree_with_python():
     native, _, _ = run(lines, True)
     assert "*" in python[3], "fewer than 32 private hosts in a slot"
     assert native == python
+
+
+def test_dotted_quads_are_read_as_python_reads_them():
+    """Spellings of an address in a demo network (198.18.0.0/15) that socket.inet_pton
+    refuses or reads otherwise: leading zeros, octets over 255, four digits, missing or extra
+    parts. Read as another address by the C path, they would land in a located bucket where
+    Python counts them unknown."""
+    good = ["198.18.1.9", "198.18.1.99", "198.18.1.199", "198.18.0.0", "198.19.255.255"]
+    bad = ["198.18.1.09", "198.18.1.010", "198.018.1.9", "0198.18.1.9", "198.18.1.256",
+           "198.18.1.999", "198.18.256.1", "198.18.1.1000", "198.18.1", "198.18.1.9.1",
+           "198.18..9", "198.18.1.", ".198.18.1.9", "198.18.1.+9", "198.18.1.9a", "198.18.1. 9"]
+    addresses = [f"{host}:{port}" for port, host in enumerate(good + bad, 1000)]
+    python, _, _ = run(log_lines(9, 3000, addresses, in_turn=True), False)
+    native, _, _ = run(log_lines(9, 3000, addresses, in_turn=True), True)
+    assert native == python
+    countries = {key[2] for key in python[0][0]}
+    assert "unknown" in countries and len(countries) > 1, countries

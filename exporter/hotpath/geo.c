@@ -23,6 +23,9 @@ enum { G_LOCATOR, G_CACHE, G_OLD, G_V4_NETS, G_GENERATION, G_CUR, G_CUR_PRIVATE,
 static const char *g_names[G_N] = {"locator", "cache",        "_old",  "_v4_nets", "_generation",
                                    "_cur",    "_cur_private", "_clock"};
 static PyObject *g_attr[G_N];
+/* the first bytes of the PRIVATE_V4 networks (intern_names): most public peers need no
+ * further test */
+static unsigned char PRIVATE_FIRST[256];
 /* the window keys of private peers, (action, "", "private"), and the key of the private
  * hosts past recorder._MAX_PRIVATE_HOSTS */
 static PyObject *private_keys[N_ACTIONS], *private_rest;
@@ -64,6 +67,8 @@ intern_names(void)
             return -1;
     if (private_rest == NULL && (private_rest = PyUnicode_InternFromString("*")) == NULL)
         return -1;
+    for (size_t i = 0; i < sizeof(PRIVATE_V4) / sizeof(PRIVATE_V4[0]); i++) /* shifts >= 16 */
+        PRIVATE_FIRST[(PRIVATE_V4[i].net << PRIVATE_V4[i].shift) >> 24] = 1;
     return 0;
 }
 
@@ -127,23 +132,28 @@ error:
 static int
 parse_v4(const char *s, Py_ssize_t n, unsigned int *out)
 {
+    const char *p = s, *end = s + n;
     unsigned int value = 0;
-    Py_ssize_t i = 0;
     for (int part = 0; part < 4; part++) {
-        if (part > 0) {
-            if (i >= n || s[i] != '.')
-                return 0;
-            i++;
-        }
-        Py_ssize_t start = i;
-        unsigned int octet = 0;
-        while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 3)
-            octet = octet * 10 + (unsigned int)(s[i++] - '0');
-        if (i == start || octet > 255 || (s[start] == '0' && i - start > 1))
+        if (part > 0 && (p >= end || *p++ != '.'))
             return 0;
+        /* one to three digits, unrolled; a leading zero only alone */
+        if (p >= end || (unsigned)(*p - '0') > 9)
+            return 0;
+        unsigned int octet = (unsigned)(*p++ - '0');
+        if (p < end && (unsigned)(*p - '0') <= 9) {
+            if (octet == 0)
+                return 0;
+            octet = octet * 10 + (unsigned)(*p++ - '0');
+            if (p < end && (unsigned)(*p - '0') <= 9) {
+                octet = octet * 10 + (unsigned)(*p++ - '0');
+                if (octet > 255)
+                    return 0;
+            }
+        }
         value = value << 8 | octet;
     }
-    if (i != n)
+    if (p != end)
         return 0;
     *out = value;
     return 1;
@@ -152,6 +162,8 @@ parse_v4(const char *s, Py_ssize_t n, unsigned int *out)
 static int
 is_private(unsigned int ip)
 {
+    if (!PRIVATE_FIRST[ip >> 24])
+        return 0;
     for (size_t i = 0; i < sizeof(PRIVATE_V4) / sizeof(PRIVATE_V4[0]); i++)
         if (ip >> PRIVATE_V4[i].shift == PRIVATE_V4[i].net)
             return 1;
@@ -455,10 +467,8 @@ geo_record_fast(Ctx *ctx, const CommonLine *c, PyObject *action)
     if (now >= ctx->geo_slot_end)
         return 0;
     /* host = remote_address.rpartition(":")[0] or remote_address */
-    Py_ssize_t n = c->remote_len;
-    while (n > 0 && c->remote[n - 1] != ':')
-        n--;
-    n = n > 1 ? n - 1 : c->remote_len;
+    const char *colon = memrchr(c->remote, ':', (size_t)c->remote_len);
+    Py_ssize_t n = colon != NULL && colon > c->remote ? colon - c->remote : c->remote_len;
     int private = 0;
     PyObject *bucket = host_bucket(ctx, c->remote, n, &private);
     if (private)
