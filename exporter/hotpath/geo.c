@@ -57,6 +57,12 @@ geo_forget(Ctx *ctx)
         }
         ctx->geo_memo_used = 0;
     }
+    if (ctx->geo_n8_used) {
+        for (int i = 0; i < 256; i++)
+            Py_CLEAR(ctx->geo_n8[i]);
+        memset(ctx->geo_n8_known, 0, sizeof(ctx->geo_n8_known));
+        ctx->geo_n8_used = 0;
+    }
 }
 
 static int
@@ -175,7 +181,21 @@ is_private(unsigned int ip)
 static PyObject *
 net_bucket(Ctx *ctx, unsigned int ip)
 {
-    for (int level = 0; level < 3; level++) {
+    unsigned int first = ip >> 24; /* the /8 level: remembered until geo_forget */
+    if (!ctx->geo_n8_known[first]) {
+        PyObject *prefix = PyLong_FromUnsignedLong(first);
+        PyObject *bucket = prefix ? PyDict_GetItemWithError(PyTuple_GET_ITEM(ctx->geo_nets, 0),
+                                                            prefix) : NULL;
+        Py_XDECREF(prefix);
+        if (bucket == NULL && PyErr_Occurred())
+            return NULL;
+        ctx->geo_n8[first] = Py_XNewRef(bucket);
+        ctx->geo_n8_known[first] = 1;
+        ctx->geo_n8_used = 1;
+    }
+    if (ctx->geo_n8[first] != NULL)
+        return Py_NewRef(ctx->geo_n8[first]);
+    for (int level = 1; level < 3; level++) {
         PyObject *prefix = PyLong_FromUnsignedLong(ip >> (24 - 8 * level));
         if (prefix == NULL)
             return NULL;

@@ -135,6 +135,10 @@ typedef struct {
         int action;
     } geo_memo[GEO_MEMO];
     int geo_memo_used;
+    /* the /8 answers of ._v4_nets looked up so far (geo.c: net_bucket); NULL: none there */
+    PyObject *geo_n8[256];
+    unsigned char geo_n8_known[256];
+    int geo_n8_used;
     Py_ssize_t geo_generation;                  /* locator._generation */
 #define GEO_ADDS 64 /* entry -> the transfers and bytes not yet added to it (geo.c) */
     struct {
