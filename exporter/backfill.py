@@ -34,6 +34,7 @@ from prometheus_client.utils import floatToGoString
 from exporter import prefixes
 from exporter.collector import LogCollector
 from exporter.config import ConfigError, parse_node_flag
+from exporter.nodetext import escape
 from exporter.parser import parse_line
 from exporter.report import Progress, open_log
 from exporter.runner import NodeRunner
@@ -289,10 +290,6 @@ def node_steps(report: NodeReport, step_ms: int, until_ms: int | None,
 # ---- writing --------------------------------------------------------------------------------
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
 def _timestamp(ms: int) -> str:
     return f"{ms // 1000}.{ms % 1000:03d}" if ms % 1000 else str(ms // 1000)
 
@@ -303,7 +300,7 @@ class Chunk:
 
     def __init__(self, index: int, extra_labels: list[tuple[str, str]]) -> None:
         self.index = index
-        self.extra = "".join(f'{k}="{_escape(v)}",' for k, v in extra_labels)
+        self.extra = "".join(f'{k}="{escape(v)}",' for k, v in extra_labels)
         self.families: dict[str, tuple[str, str, dict[tuple, list[str]]]] = {}
         self._prefixes: dict[tuple, str] = {}
         self.samples = 0
@@ -325,7 +322,7 @@ class Chunk:
                 prefix = prefixes.get(key)
                 if prefix is None:
                     text = self.extra + ",".join(
-                        f'{k}="{_escape(v)}"' for k, v in labels.items())
+                        f'{k}="{escape(v)}"' for k, v in labels.items())
                     prefix = prefixes[key] = f"{sample.name}{{{text.rstrip(',')}}} "
                 group = tuple(kv for kv in labels.items() if kv[0] != "le")
                 lines = series.get(group)
@@ -337,7 +334,7 @@ class Chunk:
     def write(self, path: str) -> None:
         with open(path, "w", encoding="utf-8") as fh:
             for name, (kind, doc, series) in self.families.items():
-                fh.write(f"# HELP {name} {_escape(doc)}\n# TYPE {name} {kind}\n")
+                fh.write(f"# HELP {name} {escape(doc)}\n# TYPE {name} {kind}\n")
                 for lines in series.values():
                     fh.write("".join(lines))
             fh.write("# EOF\n")
